@@ -1,0 +1,96 @@
+//! The GPU context: one adapter, its device and queue, asked for the adapter's real limits.
+//!
+//! Native builds look at every Vulkan/Metal/DX12 adapter and prefer real hardware over software
+//! rasterisers; the browser gets whatever `navigator.gpu` offers. Nothing here knows about models.
+
+use std::fmt;
+
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+}
+
+/// What a person sees when there is no usable GPU, with what to do about it.
+pub const NO_ADAPTER_HELP: &str = "no GPU adapter found: install a Vulkan driver (on Debian or \
+Ubuntu: apt-get install mesa-vulkan-drivers, which includes the lavapipe software driver), or \
+use a machine with Metal (macOS) or DX12 (Windows)";
+
+impl Gpu {
+    /// Opens the best adapter available, with its full limits and the optional features Kiln
+    /// can use (timestamp queries for per-kernel timing).
+    pub async fn new() -> Result<Gpu, String> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = pick_adapter(&instance).await.ok_or_else(|| NO_ADAPTER_HELP.to_string())?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("kiln device"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| format!("the GPU adapter '{}' refused a device: {e}", info.name))?;
+        Ok(Gpu { device, queue, info, limits, features })
+    }
+
+    /// True for CPU-backed adapters such as lavapipe or SwiftShader: fine for correctness, slow.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    pub fn has_timestamps(&self) -> bool {
+        self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// Waits until all submitted work is done. A sync point: call it only where a result is
+    /// needed on the CPU.
+    pub fn wait(&self) {
+        let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+    }
+}
+
+impl fmt::Display for Gpu {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({:?}, {:?}", self.info.name, self.info.backend, self.info.device_type)?;
+        if self.is_software() {
+            write!(f, ", software")?;
+        }
+        write!(f, ")")
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+async fn pick_adapter(instance: &wgpu::Instance) -> Option<wgpu::Adapter> {
+    // Only the modern backends: GL adapters lack compute features Kiln needs, and on Linux a GL
+    // adapter on llvmpipe would otherwise compete with lavapipe.
+    let adapters = instance.enumerate_adapters(wgpu::Backends::PRIMARY).await;
+    let rank = |a: &wgpu::Adapter| match a.get_info().device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    adapters.into_iter().min_by_key(rank)
+}
+
+#[cfg(target_arch = "wasm32")]
+async fn pick_adapter(instance: &wgpu::Instance) -> Option<wgpu::Adapter> {
+    instance
+        .request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            apply_limit_buckets: false,
+        })
+        .await
+        .ok()
+}

@@ -1,0 +1,14 @@
+//! The WebGPU plumbing, written once: context, tensors, the shader index and dispatch records.
+//!
+//! Model code builds `Dispatch` lists once and replays them every step; nothing here allocates
+//! on the training hot path.
+
+mod context;
+mod kernels;
+mod profile;
+mod tensor;
+
+pub use context::{Gpu, NO_ADAPTER_HELP};
+pub use kernels::{grid_1d, Dispatch, Kernel, Kernels, Program, SHADERS};
+pub use profile::{by_kernel, profile};
+pub use tensor::{map_and_read, read_bytes, uniform, GpuTensor};

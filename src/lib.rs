@@ -1,0 +1,15 @@
+//! Kiln: train GPT-2 language models on any WebGPU device, natively or in a browser tab.
+//!
+//! Data flows one way: text -> tokenizer -> data -> model on the GPU -> the front end's
+//! reporting. The core knows nothing of terminals or pages, files or clocks.
+
+pub mod config;
+pub mod corpus;
+pub mod cpu;
+pub mod data;
+pub mod gpt;
+pub mod gpu;
+pub mod model;
+pub mod plan;
+pub mod tokenizer;
+pub mod train;

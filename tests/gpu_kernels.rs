@@ -1,0 +1,273 @@
+//! Every WGSL kernel against its CPU twin, on awkward shapes: B*T not a multiple of any
+//! workgroup size, C = 48, one head, T = 1. Tolerances are f32 summation-order noise.
+
+mod common;
+use common::{assert_close, gpu, random, random_tokens};
+use kiln::cpu;
+use kiln::gpu::{grid_1d, Gpu, GpuTensor, Kernel, Kernels, Program};
+
+const RTOL: f32 = 1e-4;
+const ATOL: f32 = 1e-5;
+
+struct Bench {
+    gpu: Gpu,
+    kernels: Kernels,
+}
+
+impl Bench {
+    fn new() -> Option<Bench> {
+        let gpu = gpu()?;
+        let kernels = Kernels::new(&gpu);
+        Some(Bench { gpu, kernels })
+    }
+    fn f(&self, data: &[f32]) -> GpuTensor {
+        GpuTensor::from_f32(&self.gpu, "test", data)
+    }
+    fn u(&self, data: &[u32]) -> GpuTensor {
+        GpuTensor::from_u32(&self.gpu, "test", data)
+    }
+    fn run(&self, kernel: Kernel, params: &[u32], buffers: &[&GpuTensor], groups: [u32; 3]) {
+        let bufs: Vec<_> = buffers.iter().map(|t| &t.buffer).collect();
+        let mut prog = Program::default();
+        prog.push(self.kernels.dispatch(&self.gpu, kernel, params, &bufs, groups));
+        prog.submit(&self.gpu, &self.kernels);
+    }
+    fn read(&self, t: &GpuTensor) -> Vec<f32> {
+        pollster::block_on(t.read_f32(&self.gpu))
+    }
+    fn matmul(&self, out: &GpuTensor, a: &GpuTensor, b: &GpuTensor, bias: Option<&GpuTensor>, mnk: [usize; 3], ta: bool, tb: bool) {
+        let [m, n, k] = mnk;
+        let dummy = self.f(&[0.0]);
+        let params = [m as u32, n as u32, k as u32, ta as u32, tb as u32, bias.is_some() as u32];
+        self.run(Kernel::Matmul, &params, &[out, a, b, bias.unwrap_or(&dummy)], [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1]);
+    }
+}
+
+/// Shapes (B, T, C, NH) that stress edges: odd rows, C = 48, one head, T = 1.
+const SHAPES: &[(usize, usize, usize, usize)] = &[(3, 5, 48, 4), (2, 7, 48, 1), (4, 1, 16, 2), (1, 70, 24, 3)];
+
+#[test]
+fn encoder_forward_and_backward() {
+    let Some(g) = Bench::new() else { return };
+    for &(b, t, c, _) in SHAPES {
+        let (v, n) = (11, b * t);
+        let tokens = random_tokens(n, v, 1);
+        let (wte, wpe) = (random(v * c, 2, 1.0), random(t * c, 3, 1.0));
+        let mut want = vec![0.0; n * c];
+        cpu::encoder_forward(&mut want, &tokens, &wte, &wpe, b, t, c);
+        let out = g.f(&vec![0.0; n * c]);
+        let (tok, wte_g, wpe_g) = (g.u(&tokens), g.f(&wte), g.f(&wpe));
+        g.run(Kernel::EncoderForward, &[b as u32, t as u32, c as u32], &[&out, &tok, &wte_g, &wpe_g], grid_1d((n * c).div_ceil(256)));
+        assert_close("encoder_forward", &g.read(&out), &want, RTOL, ATOL);
+
+        // dwte is added into (it already holds the LM head's share); dwpe is written.
+        let dout = random(n * c, 4, 1.0);
+        let dwte0 = random(v * c, 5, 1.0);
+        let (mut dwte, mut dwpe) = (dwte0.clone(), vec![0.0; t * c]);
+        cpu::encoder_backward(&mut dwte, &mut dwpe, &dout, &tokens, b, t, c);
+        let (dwte_g, dwpe_g, dout_g) = (g.f(&dwte0), g.f(&random(t * c, 6, 1.0)), g.f(&dout));
+        let buckets = g.u(&kiln::gpt::token_buckets(&tokens));
+        g.run(Kernel::EncoderBackwardWte, &[n as u32, c as u32], &[&dwte_g, &dout_g, &buckets], grid_1d((n * c).div_ceil(256)));
+        g.run(Kernel::EncoderBackwardWpe, &[b as u32, t as u32, c as u32], &[&dwpe_g, &dout_g], grid_1d((t * c).div_ceil(256)));
+        assert_close("encoder_backward dwte", &g.read(&dwte_g), &dwte, RTOL, ATOL);
+        assert_close("encoder_backward dwpe", &g.read(&dwpe_g), &dwpe, RTOL, ATOL);
+    }
+}
+
+#[test]
+fn layernorm_forward_and_backward() {
+    let Some(g) = Bench::new() else { return };
+    for &(b, t, c, _) in SHAPES {
+        let n = b * t;
+        let inp: Vec<f32> = random(n * c, 7, 2.0).iter().map(|x| x + 0.5).collect();
+        let (w, bias) = (random(c, 8, 1.0), random(c, 9, 1.0));
+        let (mut out, mut mean, mut rstd) = (vec![0.0; n * c], vec![0.0; n], vec![0.0; n]);
+        cpu::layernorm_forward(&mut out, &mut mean, &mut rstd, &inp, &w, &bias, n, c);
+        let (out_g, mean_g, rstd_g) = (g.f(&vec![0.0; n * c]), g.f(&vec![0.0; n]), g.f(&vec![0.0; n]));
+        let (inp_g, w_g, b_g) = (g.f(&inp), g.f(&w), g.f(&bias));
+        g.run(Kernel::LayernormForward, &[n as u32, c as u32], &[&out_g, &mean_g, &rstd_g, &inp_g, &w_g, &b_g], grid_1d(n));
+        assert_close("layernorm_forward out", &g.read(&out_g), &out, RTOL, ATOL);
+        assert_close("layernorm_forward mean", &g.read(&mean_g), &mean, RTOL, ATOL);
+        assert_close("layernorm_forward rstd", &g.read(&rstd_g), &rstd, RTOL, ATOL);
+
+        let dout = random(n * c, 10, 1.0);
+        let dinp0 = random(n * c, 11, 1.0);
+        let (mut dinp, mut dw, mut db) = (dinp0.clone(), vec![0.0; c], vec![0.0; c]);
+        cpu::layernorm_backward(&mut dinp, &mut dw, &mut db, &dout, &inp, &w, &mean, &rstd, n, c);
+        let (dinp_g, dw_g, db_g, dout_g) = (g.f(&dinp0), g.f(&random(c, 12, 1.0)), g.f(&random(c, 13, 1.0)), g.f(&dout));
+        let p = [n as u32, c as u32];
+        g.run(Kernel::LayernormBackwardDinp, &p, &[&dinp_g, &dout_g, &inp_g, &w_g, &mean_g, &rstd_g], grid_1d(n));
+        g.run(Kernel::LayernormBackwardDparams, &p, &[&dw_g, &db_g, &dout_g, &inp_g, &mean_g, &rstd_g], [c.div_ceil(64) as u32, 1, 1]);
+        assert_close("layernorm_backward dinp", &g.read(&dinp_g), &dinp, RTOL, ATOL);
+        assert_close("layernorm_backward dweight", &g.read(&dw_g), &dw, RTOL, ATOL);
+        assert_close("layernorm_backward dbias", &g.read(&db_g), &db, RTOL, ATOL);
+    }
+}
+
+#[test]
+fn matmul_forward_and_backward() {
+    let Some(g) = Bench::new() else { return };
+    // (N, C, OC): odd rows, widths below, at and across the 64-wide tile.
+    for &(n, c, oc) in &[(15, 48, 144), (70, 24, 96), (1, 16, 48), (129, 65, 67)] {
+        let (inp, w, bias) = (random(n * c, 14, 1.0), random(c * oc, 15, 1.0), random(oc, 16, 1.0));
+        let mut out = vec![0.0; n * oc];
+        cpu::matmul_forward(&mut out, &inp, &w, Some(&bias), n, c, oc);
+        let (out_g, inp_g, w_g, bias_g) = (g.f(&vec![0.0; n * oc]), g.f(&inp), g.f(&w), g.f(&bias));
+        g.matmul(&out_g, &inp_g, &w_g, Some(&bias_g), [n, oc, c], false, false);
+        assert_close("matmul forward", &g.read(&out_g), &out, RTOL, ATOL);
+
+        let dout = random(n * oc, 17, 1.0);
+        let (mut dinp, mut dw, mut db) = (vec![0.0; n * c], vec![0.0; c * oc], vec![0.0; oc]);
+        cpu::matmul_backward(&mut dinp, &mut dw, Some(&mut db), &dout, &inp, &w, n, c, oc);
+        let (dinp_g, dw_g, db_g, dout_g) = (g.f(&random(n * c, 1, 1.0)), g.f(&random(c * oc, 2, 1.0)), g.f(&random(oc, 3, 1.0)), g.f(&dout));
+        g.matmul(&dinp_g, &dout_g, &w_g, None, [n, c, oc], false, true);
+        g.matmul(&dw_g, &inp_g, &dout_g, None, [c, oc, n], true, false);
+        g.run(Kernel::MatmulBackwardBias, &[n as u32, oc as u32], &[&db_g, &dout_g], [oc.div_ceil(64) as u32, 1, 1]);
+        assert_close("matmul backward dinp", &g.read(&dinp_g), &dinp, RTOL, ATOL);
+        assert_close("matmul backward dweight", &g.read(&dw_g), &dw, RTOL, ATOL);
+        assert_close("matmul backward dbias", &g.read(&db_g), &db, RTOL, ATOL);
+    }
+}
+
+#[test]
+fn lm_head_through_matmul() {
+    let Some(g) = Bench::new() else { return };
+    let (n, c, v) = (21, 48, 67);
+    let (x, wte) = (random(n * c, 18, 1.0), random(v * c, 19, 1.0));
+    let mut logits = vec![0.0; n * v];
+    cpu::lm_head_forward(&mut logits, &x, &wte, n, c, v);
+    let (logits_g, x_g, wte_g) = (g.f(&vec![0.0; n * v]), g.f(&x), g.f(&wte));
+    g.matmul(&logits_g, &x_g, &wte_g, None, [n, v, c], false, true);
+    assert_close("lm head forward", &g.read(&logits_g), &logits, RTOL, ATOL);
+
+    let dlogits = random(n * v, 20, 1.0);
+    let (mut dx, mut dwte) = (vec![0.0; n * c], vec![0.0; v * c]);
+    cpu::lm_head_backward(&mut dx, &mut dwte, &dlogits, &x, &wte, n, c, v);
+    let (dx_g, dwte_g, dl_g) = (g.f(&vec![0.0; n * c]), g.f(&vec![0.0; v * c]), g.f(&dlogits));
+    g.matmul(&dx_g, &dl_g, &wte_g, None, [n, c, v], false, false);
+    g.matmul(&dwte_g, &dl_g, &x_g, None, [v, c, n], true, false);
+    assert_close("lm head dx", &g.read(&dx_g), &dx, RTOL, ATOL);
+    assert_close("lm head dwte", &g.read(&dwte_g), &dwte, RTOL, ATOL);
+}
+
+#[test]
+fn attention_forward_and_backward() {
+    let Some(g) = Bench::new() else { return };
+    for &(b, t, c, nh) in SHAPES {
+        let n = b * t;
+        let inp = random(n * 3 * c, 21, 1.0);
+        let (mut out, mut att) = (vec![0.0; n * c], vec![0.0; b * nh * t * t]);
+        cpu::attention_forward(&mut out, &mut att, &inp, b, t, c, nh);
+        let (out_g, att_g, inp_g) = (g.f(&vec![0.0; n * c]), g.f(&random(b * nh * t * t, 22, 1.0)), g.f(&inp));
+        let dims = [b as u32, t as u32, c as u32, nh as u32];
+        let rows = grid_1d((b * nh * t).div_ceil(64));
+        g.run(Kernel::AttentionForward, &dims, &[&out_g, &att_g, &inp_g], rows);
+        assert_close("attention_forward out", &g.read(&out_g), &out, RTOL, ATOL);
+        assert_close("attention_forward att", &g.read(&att_g), &att, RTOL, ATOL);
+
+        let dout = random(n * c, 23, 1.0);
+        let mut dinp = vec![0.0; n * 3 * c];
+        cpu::attention_backward(&mut dinp, &dout, &inp, &att, b, t, c, nh);
+        let (dinp_g, dout_g, dpre_g) = (g.f(&random(n * 3 * c, 24, 1.0)), g.f(&dout), g.f(&vec![0.0; b * nh * t * t]));
+        g.run(Kernel::AttentionBackwardDpreatt, &dims, &[&dpre_g, &dout_g, &inp_g, &att_g], rows);
+        g.run(Kernel::AttentionBackwardDqkv, &dims, &[&dinp_g, &dout_g, &inp_g, &att_g, &dpre_g], rows);
+        assert_close("attention_backward dinp", &g.read(&dinp_g), &dinp, RTOL, ATOL);
+    }
+}
+
+#[test]
+fn gelu_and_residual() {
+    let Some(g) = Bench::new() else { return };
+    let n = 1000; // not a multiple of 256
+    // Includes large arguments, where an unclamped tanh can turn into NaN on some drivers.
+    let mut inp = random(n, 25, 4.0);
+    inp[0] = 30.0;
+    inp[1] = -30.0;
+    let mut out = vec![0.0; n];
+    cpu::gelu_forward(&mut out, &inp);
+    let (out_g, inp_g) = (g.f(&vec![0.0; n]), g.f(&inp));
+    g.run(Kernel::GeluForward, &[n as u32], &[&out_g, &inp_g], grid_1d(n.div_ceil(256)));
+    assert_close("gelu_forward", &g.read(&out_g), &out, RTOL, ATOL);
+
+    let dout = random(n, 26, 1.0);
+    let mut dinp = vec![0.0; n];
+    cpu::gelu_backward(&mut dinp, &inp, &dout);
+    let (dinp_g, dout_g) = (g.f(&random(n, 27, 1.0)), g.f(&dout));
+    g.run(Kernel::GeluBackward, &[n as u32], &[&dinp_g, &inp_g, &dout_g], grid_1d(n.div_ceil(256)));
+    assert_close("gelu_backward", &g.read(&dinp_g), &dinp, RTOL, ATOL);
+
+    let (a, b) = (random(n, 28, 1.0), random(n, 29, 1.0));
+    let mut sum = vec![0.0; n];
+    cpu::residual_forward(&mut sum, &a, &b);
+    let (sum_g, a_g, b_g) = (g.f(&vec![0.0; n]), g.f(&a), g.f(&b));
+    g.run(Kernel::ResidualForward, &[n as u32], &[&sum_g, &a_g, &b_g], grid_1d(n.div_ceil(256)));
+    assert_close("residual_forward", &g.read(&sum_g), &sum, RTOL, ATOL);
+}
+
+#[test]
+fn crossentropy_and_mean_loss() {
+    let Some(g) = Bench::new() else { return };
+    for &(n, v) in &[(15, 67), (1, 3), (33, 300)] {
+        let logits: Vec<f32> = random(n * v, 30, 5.0);
+        let targets = random_tokens(n, v, 31);
+        let dloss = 1.0 / n as f32;
+        let (mut losses, mut dlogits) = (vec![0.0; n], vec![0.0; n * v]);
+        cpu::crossentropy_softmax(&mut losses, &mut dlogits, &logits, &targets, n, v, dloss);
+        let (losses_g, logits_g, targets_g) = (g.f(&vec![0.0; n]), g.f(&logits), g.u(&targets));
+        g.run(Kernel::CrossentropySoftmax, &[n as u32, v as u32, dloss.to_bits()], &[&losses_g, &logits_g, &targets_g], grid_1d(n));
+        assert_close("crossentropy losses", &g.read(&losses_g), &losses, RTOL, ATOL);
+        assert_close("crossentropy dlogits (in place)", &g.read(&logits_g), &dlogits, RTOL, ATOL);
+
+        let mean = losses.iter().sum::<f32>() / n as f32;
+        let out_g = g.f(&[10.0]);
+        g.run(Kernel::MeanLoss, &[n as u32, 0], &[&out_g, &losses_g], [1, 1, 1]);
+        assert_close("mean_loss", &g.read(&out_g), &[mean], RTOL, ATOL);
+        g.run(Kernel::MeanLoss, &[n as u32, 1], &[&out_g, &losses_g], [1, 1, 1]);
+        assert_close("mean_loss accumulate", &g.read(&out_g), &[2.0 * mean], RTOL, ATOL);
+    }
+}
+
+#[test]
+fn grad_norm_clip_and_adamw() {
+    let Some(g) = Bench::new() else { return };
+    // Two tensors, one decayed: the norm spans both; clipping is active (norm > 1).
+    let sizes = [1000usize, 37];
+    let grads: Vec<Vec<f32>> = sizes.iter().enumerate().map(|(i, &s)| random(s, 40 + i as u64, 0.2)).collect();
+    let norm = cpu::global_grad_norm(&grads.iter().map(|g| g.as_slice()).collect::<Vec<_>>());
+    assert!(norm > 1.0, "test data should trigger clipping, norm {norm}");
+    let max_norm = 1.0f32;
+    let scale = cpu::clip_scale(norm, max_norm);
+
+    let groups = [3u32, 1];
+    let partials = g.f(&vec![0.0; 4]);
+    let norm_g = g.f(&[0.0, 0.0]);
+    let grads_g: Vec<_> = grads.iter().map(|x| g.f(x)).collect();
+    g.run(Kernel::GradNormPartial, &[sizes[0] as u32, 0], &[&partials, &grads_g[0]], [groups[0], 1, 1]);
+    g.run(Kernel::GradNormPartial, &[sizes[1] as u32, 3], &[&partials, &grads_g[1]], [groups[1], 1, 1]);
+    g.run(Kernel::GradNormFinalize, &[4, max_norm.to_bits()], &[&norm_g, &partials], [1, 1, 1]);
+    assert_close("grad norm and clip scale", &g.read(&norm_g), &[norm, scale], RTOL, ATOL);
+
+    let (lr, b1, b2, eps) = (1e-2f32, 0.9f32, 0.95f32, 1e-8f32);
+    for (i, &size) in sizes.iter().enumerate() {
+        let wd = if i == 0 { 0.1 } else { 0.0 };
+        let p0 = random(size, 50 + i as u64, 1.0);
+        let (mut p, mut m, mut v) = (p0.clone(), random(size, 60, 0.01), random(size, 61, 0.01).iter().map(|x| x.abs()).collect::<Vec<_>>());
+        let (p_g, m_g, v_g) = (g.f(&p), g.f(&m), g.f(&v));
+        for step in 1..=3u32 {
+            cpu::adamw_update(&mut p, &grads[i], &mut m, &mut v, lr, b1, b2, eps, wd, step, scale);
+            let bc1 = 1.0 - b1.powi(step as i32);
+            let bc2 = 1.0 - b2.powi(step as i32);
+            let step_u = g.gpu.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: 16, usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
+            g.gpu.queue.write_buffer(&step_u, 0, bytemuck::cast_slice(&[lr.to_bits(), bc1.to_bits(), bc2.to_bits(), 0]));
+            let params = [size as u32, f32::to_bits(wd), b1.to_bits(), b2.to_bits(), eps.to_bits()];
+            let mut prog = Program::default();
+            prog.push(g.kernels.dispatch(&g.gpu, Kernel::AdamwUpdate, &params,
+                &[&step_u, &p_g.buffer, &grads_g[i].buffer, &m_g.buffer, &v_g.buffer, &norm_g.buffer], grid_1d(size.div_ceil(256))));
+            prog.submit(&g.gpu, &g.kernels);
+        }
+        assert_close("adamw param", &g.read(&p_g), &p, RTOL, ATOL);
+        assert_close("adamw m", &g.read(&m_g), &m, RTOL, ATOL);
+        assert_close("adamw v", &g.read(&v_g), &v, RTOL, ATOL);
+        assert!(p.iter().zip(&p0).any(|(a, b)| a != b), "the update changed nothing");
+    }
+}
