@@ -28,7 +28,7 @@ impl Dataset {
         }
         if val > 0 && val < t + 1 {
             return Err(format!(
-                "the validation part has {val} tokens, fewer than one block of {t}: use a longer corpus, a shorter block or a larger --val-fraction"
+                "the corpus is too short: its validation part has {val} tokens, fewer than one block of {t} plus one; use a longer corpus, a shorter block or a larger --val-fraction"
             ));
         }
         Ok(Dataset { tokens, split })

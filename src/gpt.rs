@@ -74,6 +74,8 @@ pub struct GpuGpt {
     backward: Program,
     optimizer: Program,
     loss_staging: wgpu::Buffer,
+    /// Queue submits and bytes read back so far, for benchmarks: (submits, bytes).
+    pub traffic: std::cell::Cell<(u64, u64)>,
 }
 
 impl GpuGpt {
@@ -155,6 +157,7 @@ impl GpuGpt {
             kernels: Kernels::new(gpu), step_uniform, blocks, s,
             forward: Program::default(), loss: Program::default(), eval: Program::default(),
             backward: Program::default(), optimizer: Program::default(), loss_staging,
+            traffic: std::cell::Cell::new((0, 0)),
         };
         model.forward = model.record_forward(gpu);
         model.loss = model.record_loss(gpu, false);
@@ -232,6 +235,8 @@ impl GpuGpt {
             encoder.copy_buffer_to_buffer(&self.s.loss.buffer, 0, &self.loss_staging, 0, 4);
         }
         gpu.queue.submit([encoder.finish()]);
+        let (submits, bytes) = self.traffic.get();
+        self.traffic.set((submits + 1, bytes + if read_loss { 4 } else { 0 }));
         if !read_loss {
             return None;
         }

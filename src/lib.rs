@@ -3,6 +3,7 @@
 //! Data flows one way: text -> tokenizer -> data -> model on the GPU -> the front end's
 //! reporting. The core knows nothing of terminals or pages, files or clocks.
 
+pub mod checkpoint;
 pub mod config;
 pub mod corpus;
 pub mod cpu;
@@ -11,5 +12,6 @@ pub mod gpt;
 pub mod gpu;
 pub mod model;
 pub mod plan;
+pub mod sample;
 pub mod tokenizer;
 pub mod train;

@@ -3,11 +3,13 @@
 //!
 //! No clocks here (the core runs in a browser too): front ends time the steps themselves.
 
+use crate::checkpoint::{Checkpoint, TrainState};
 use crate::config::{ModelConfig, TrainConfig};
 use crate::cpu::Rng;
 use crate::data::{eval_batches, sample_batch, Dataset};
 use crate::gpt::GpuGpt;
 use crate::gpu::Gpu;
+use crate::sample::Generator;
 
 pub struct Trainer {
     pub model: GpuGpt,
@@ -68,4 +70,66 @@ impl Trainer {
         }
         Some(self.model.eval_loss(gpu, &self.eval).await)
     }
+}
+
+impl Trainer {
+    /// Continues a run from its saved state: parameters, AdamW moments, step and data position.
+    pub fn resume(gpu: &Gpu, cfg: ModelConfig, state: &TrainState, data: Dataset, params: &[Vec<f32>], eval_count: usize)
+        -> Result<Trainer, String> {
+        let mut trainer = Trainer::new(gpu, cfg, state.train.clone(), data, params, eval_count)?;
+        if state.adam_m.len() != trainer.model.params.len() || state.adam_v.len() != trainer.model.params.len() {
+            return Err("the optimizer state does not match the model".into());
+        }
+        trainer.model.write_adam_state(gpu, &state.adam_m, &state.adam_v);
+        trainer.rng = Rng::new(state.rng_state);
+        trainer.step = state.step;
+        Ok(trainer)
+    }
+
+    /// Everything needed to sample from this model or continue this run. Sync point: reads
+    /// the parameters and moments back.
+    pub async fn checkpoint(&self, gpu: &Gpu, tokenizer_json: String, run: serde_json::Value) -> Checkpoint {
+        let params = self.model.read_params(gpu).await;
+        let (adam_m, adam_v) = self.model.read_adam_state(gpu).await;
+        let state = TrainState { train: self.train.clone(), step: self.step, rng_state: self.rng.state(), adam_m, adam_v, run };
+        Checkpoint { cfg: self.model.cfg, params, tokenizer_json, state: Some(state) }
+    }
+
+    /// A generator that reads this model's live parameters.
+    pub fn generator(&self, gpu: &Gpu) -> Generator {
+        let buffers: Vec<_> = self.model.params.iter().map(|t| t.buffer.clone()).collect();
+        Generator::new(gpu, self.model.cfg, &buffers)
+    }
+}
+
+/// Mean loss of `params` over all of `tokens`: windows of T + 1 tokens starting every T tokens
+/// (T the block size), each predicting its last T tokens; a tail shorter than a window is left
+/// out. Returns the loss and the number of windows.
+pub async fn text_loss(gpu: &Gpu, cfg: ModelConfig, params: &[Vec<f32>], tokens: &[u32], batch: usize)
+    -> Result<(f32, usize), String> {
+    let t = cfg.block_size;
+    let windows: Vec<(Vec<u32>, Vec<u32>)> = (0..)
+        .map(|i| i * t)
+        .take_while(|s| s + t < tokens.len())
+        .map(|s| (tokens[s..s + t].to_vec(), tokens[s + 1..s + t + 1].to_vec()))
+        .collect();
+    if windows.is_empty() {
+        return Err(format!("the text has {} tokens, fewer than one block of {} plus one", tokens.len(), t));
+    }
+    let batch = batch.clamp(1, windows.len());
+    let train = TrainConfig::default();
+    let mut sum = 0.0f64;
+    let full = windows.len() / batch * batch;
+    let join = |ws: &[(Vec<u32>, Vec<u32>)]| (ws.iter().flat_map(|w| w.0.clone()).collect(), ws.iter().flat_map(|w| w.1.clone()).collect());
+    if full > 0 {
+        let model = GpuGpt::new(gpu, cfg, params, batch, t, &train)?;
+        let batches: Vec<_> = windows[..full].chunks(batch).map(join).collect();
+        sum += model.eval_loss(gpu, &batches).await as f64 * full as f64;
+    }
+    if full < windows.len() {
+        let rest = &windows[full..];
+        let model = GpuGpt::new(gpu, cfg, params, rest.len(), t, &train)?;
+        sum += model.eval_loss(gpu, &[join(rest)]).await as f64 * rest.len() as f64;
+    }
+    Ok(((sum / windows.len() as f64) as f32, windows.len()))
 }

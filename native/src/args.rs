@@ -14,6 +14,12 @@ pub struct Cli {
 pub enum Command {
     /// Pre-train a GPT-2 on a text corpus (the embedded Shakespeare by default)
     Train(TrainArgs),
+    /// Generate text from a checkpoint, streaming tokens as they come
+    Sample(SampleArgs),
+    /// Mean loss and perplexity of a checkpoint over a whole text
+    Eval(EvalArgs),
+    /// Time training steps: ms per step, tokens/s, TFLOP/s, per-kernel times
+    Bench(BenchArgs),
     /// Show the GPU adapter, its backend, features and limits
     Info,
 }
@@ -24,7 +30,8 @@ pub struct TrainArgs {
     /// embedded Shakespeare)
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Model preset: tiny, small, shakespeare, gpt2 (default: tiny on a software adapter)
+    /// Model preset: tiny, small, shakespeare, gpt2 (default: tiny on a software adapter,
+    /// shakespeare on a GPU)
     #[arg(long)]
     pub preset: Option<String>,
     #[arg(long)]
@@ -39,7 +46,7 @@ pub struct TrainArgs {
     pub block: Option<usize>,
     #[arg(long)]
     pub batch: Option<usize>,
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, allow_negative_numbers = true)]
     pub steps: i64,
     #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     pub lr: f32,
@@ -59,12 +66,80 @@ pub struct TrainArgs {
     /// Read the loss back every N steps (the only GPU sync of a training step)
     #[arg(long, default_value_t = 10)]
     pub log_every: usize,
+    /// Print a sample every N steps (0: only at the end)
+    #[arg(long, default_value_t = 100)]
+    pub sample_every: usize,
+    /// Write a checkpoint every N steps (0: only at the end)
+    #[arg(long, default_value_t = 0)]
+    pub checkpoint_every: usize,
     #[arg(long, default_value_t = 1337)]
     pub seed: u64,
     /// char, bpe:N (train a byte-level BPE of N tokens) or a tokenizer.json path
     #[arg(long, default_value = "char")]
     pub tokenizer: String,
+    /// Run folder: checkpoint, metrics.jsonl, loss.svg (default: runs/<preset>-<date>-<time>)
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Stop after step N with a checkpoint, to continue later with --resume
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+    /// Continue the run in this folder to its configured step count (other options are taken
+    /// from the run)
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
     /// One JSON object per line on stdout instead of a progress bar
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct SampleArgs {
+    /// A checkpoint folder (a run folder, or a Hugging Face GPT-2 folder)
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    #[arg(long, default_value = "")]
+    pub prompt: String,
+    #[arg(long, default_value_t = 200)]
+    pub tokens: usize,
+    #[arg(long, default_value_t = 0.8)]
+    pub temperature: f32,
+    /// Keep only the K most likely tokens (0: all)
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability reaches P (1: all)
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 1337)]
+    pub seed: u64,
+}
+
+#[derive(Args, Clone)]
+pub struct EvalArgs {
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// A text file or a folder of .txt files
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Windows per GPU batch
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct BenchArgs {
+    /// Model preset to time (default: tiny on a software adapter, shakespeare on a GPU)
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Timed steps (after 3 warm-up steps)
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+    /// Vocabulary size of the timed model (65 is a char-level Shakespeare)
+    #[arg(long, default_value_t = 65)]
+    pub vocab: usize,
+    #[arg(long)]
+    pub batch: Option<usize>,
     #[arg(long)]
     pub json: bool,
 }

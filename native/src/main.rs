@@ -3,16 +3,34 @@
 //! Every failure a user can cause ends in one line on stderr and exit status 2, never a panic.
 
 mod args;
+mod bench_cmd;
+mod checkpoint_io;
+mod eval_cmd;
 mod input;
+mod plot;
 mod report;
+mod sample_cmd;
 mod train_cmd;
 
 use clap::Parser;
 
 fn main() {
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help and --version print to stdout
+        Err(e) => {
+            // clap's message, first line only, and the house exit status for bad input.
+            let msg = e.to_string();
+            let line = msg.lines().next().unwrap_or("bad arguments").trim_start_matches("error: ");
+            eprintln!("kiln: {line} (see kiln --help)");
+            std::process::exit(2);
+        }
+    };
     let result = match cli.command {
         args::Command::Train(a) => train_cmd::run(a),
+        args::Command::Sample(a) => sample_cmd::run(a),
+        args::Command::Eval(a) => eval_cmd::run(a),
+        args::Command::Bench(a) => bench_cmd::run(a),
         args::Command::Info => info(),
     };
     if let Err(e) = result {

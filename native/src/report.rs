@@ -56,9 +56,10 @@ impl Reporter {
         if self.json {
             println!("{value}");
         } else if !human.is_empty() {
+            // A hidden bar (stderr is not a terminal) would swallow its println.
             match &self.bar {
-                Some(bar) => bar.println(human),
-                None => eprintln!("{human}"),
+                Some(bar) if !bar.is_hidden() => bar.println(human),
+                _ => eprintln!("{human}"),
             }
         }
     }

@@ -1,23 +1,75 @@
-//! `kiln train`: corpus, tokenizer, model shape, then the training loop with progress and
-//! evaluations.
+//! `kiln train`: corpus, tokenizer and model shape (or a run to resume), then the training loop
+//! with progress, evaluations, samples, checkpoints, metrics.jsonl and loss.svg.
 
 use crate::args::TrainArgs;
-use crate::input::read_corpus;
+use crate::checkpoint_io;
+use crate::input::{read_corpus, run_folder_name};
 use crate::report::{round4, Reporter};
+use kiln::checkpoint::Checkpoint;
 use kiln::config::{preset, ModelConfig, TrainConfig};
 use kiln::data::Dataset;
 use kiln::gpu::Gpu;
+use kiln::sample::SampleOptions;
 use kiln::tokenizer::Tokenizer;
 use kiln::train::Trainer;
-use serde_json::json;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// Front-end settings of a run, saved in its checkpoint so `--resume` continues alike.
+struct Settings {
+    data: Option<PathBuf>,
+    preset: String,
+    tokenizer: String,
+    val_fraction: f32,
+    eval_every: usize,
+    eval_batches: usize,
+    log_every: usize,
+    sample_every: usize,
+    checkpoint_every: usize,
+}
+
+impl Settings {
+    fn to_json(&self) -> Value {
+        json!({"data": self.data.as_ref().map(|p| p.display().to_string()), "preset": self.preset,
+               "tokenizer": self.tokenizer, "val_fraction": self.val_fraction, "eval_every": self.eval_every,
+               "eval_batches": self.eval_batches, "log_every": self.log_every, "sample_every": self.sample_every,
+               "checkpoint_every": self.checkpoint_every})
+    }
+
+    fn from_json(v: &Value) -> Result<Settings, String> {
+        let bad = || "the run's training_state.json has no valid 'run' settings".to_string();
+        let n = |k: &str| v[k].as_u64().map(|x| x as usize).ok_or_else(bad);
+        Ok(Settings {
+            data: v["data"].as_str().map(PathBuf::from),
+            preset: v["preset"].as_str().unwrap_or("custom").to_string(),
+            tokenizer: v["tokenizer"].as_str().unwrap_or("char").to_string(),
+            val_fraction: v["val_fraction"].as_f64().ok_or_else(bad)? as f32,
+            eval_every: n("eval_every")?,
+            eval_batches: n("eval_batches")?,
+            log_every: n("log_every")?,
+            sample_every: n("sample_every")?,
+            checkpoint_every: n("checkpoint_every")?,
+        })
+    }
+}
+
 pub fn run(a: TrainArgs) -> Result<(), String> {
+    match a.resume.clone() {
+        Some(dir) => resume(&dir, a.json, a.stop_after),
+        None => fresh(a),
+    }
+}
+
+fn fresh(a: TrainArgs) -> Result<(), String> {
     if a.steps <= 0 {
         return Err(format!("--steps must be a positive number, got {}", a.steps));
     }
-    if !(a.lr > 0.0) {
+    if !(a.lr > 0.0 && a.lr.is_finite()) {
         return Err(format!("--lr must be a positive number, got {}", a.lr));
+    }
+    if let Some(p) = &a.preset {
+        preset(p)?;
     }
     let (text, source) = read_corpus(a.data.as_deref())?;
     let tokenizer = make_tokenizer(&a.tokenizer, &text)?;
@@ -46,62 +98,166 @@ pub fn run(a: TrainArgs) -> Result<(), String> {
         ..TrainConfig::default()
     };
     train.validate(&cfg)?;
-    let tokens = tokenizer.encode(&text)?;
-    let data = Dataset::new(tokens, a.val_fraction, train.seq_len)?;
+    let data = Dataset::new(tokenizer.encode(&text)?, a.val_fraction, train.seq_len)?;
+    let settings = Settings {
+        data: a.data.as_ref().map(|p| std::fs::canonicalize(p).unwrap_or(p.clone())),
+        preset: preset_name,
+        tokenizer: a.tokenizer.clone(),
+        val_fraction: a.val_fraction,
+        eval_every: a.eval_every,
+        eval_batches: a.eval_batches,
+        log_every: a.log_every,
+        sample_every: a.sample_every,
+        checkpoint_every: a.checkpoint_every,
+    };
     let params = kiln::cpu::init_params(&cfg, a.seed);
-    let mut trainer = Trainer::new(&gpu, cfg, train.clone(), data, &params, a.eval_batches)?;
+    let trainer = Trainer::new(&gpu, cfg, train, data, &params, a.eval_batches)?;
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(run_folder_name(&settings.preset)));
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create the run folder {}: {e}", out.display()))?;
+    let metrics = std::fs::File::create(out.join("metrics.jsonl")).map_err(|e| format!("cannot write in {}: {e}", out.display()))?;
+    let mut report = Reporter::new(a.json);
+    report.keep_metrics(metrics);
+    train_loop(&gpu, trainer, &tokenizer, &settings, &source, &out, report, History::default(), a.stop_after)
+}
 
-    let mut out = Reporter::new(a.json);
+fn resume(dir: &Path, json: bool, stop_after: Option<usize>) -> Result<(), String> {
+    let ckpt = checkpoint_io::load(dir)?;
+    let Checkpoint { cfg, params, tokenizer_json, state } = ckpt;
+    let state = state.ok_or_else(|| format!("{} holds a model but no training state to resume", dir.display()))?;
+    let settings = Settings::from_json(&state.run)?;
+    let (text, source) = read_corpus(settings.data.as_deref())?;
+    let tokenizer = Tokenizer::from_json(tokenizer_json.as_bytes())?;
+    let gpu = pollster::block_on(Gpu::new())?;
+    let data = Dataset::new(tokenizer.encode(&text)?, settings.val_fraction, state.train.seq_len)?;
+    let trainer = Trainer::resume(&gpu, cfg, &state, data, &params, settings.eval_batches)?;
+    // Keep the metrics up to the checkpoint; anything logged after it is about to be redone.
+    let path = dir.join("metrics.jsonl");
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let kept: Vec<&str> = old.lines().filter(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v["step"].as_u64().is_none_or(|s| s as usize <= state.step))).collect();
+    let history = History::from_lines(&kept);
+    std::fs::write(&path, kept.iter().map(|l| format!("{l}\n")).collect::<String>()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let metrics = std::fs::OpenOptions::new().append(true).open(&path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let mut report = Reporter::new(json);
+    report.keep_metrics(metrics);
+    report.event(json!({"event": "resume", "step": state.step, "path": dir.display().to_string()}), &format!("resuming {} at step {}", dir.display(), state.step));
+    train_loop(&gpu, trainer, &tokenizer, &settings, &source, dir, report, history, stop_after)
+}
+
+/// Logged losses, for the plot.
+#[derive(Default)]
+struct History {
+    train: Vec<(usize, f32)>,
+    val: Vec<(usize, f32)>,
+}
+
+impl History {
+    fn from_lines(lines: &[&str]) -> History {
+        let mut h = History::default();
+        for v in lines.iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+            let (Some(step), Some(event)) = (v["step"].as_u64(), v["event"].as_str()) else { continue };
+            match (event, v["loss"].as_f64(), v["val_loss"].as_f64()) {
+                ("step", Some(l), _) => h.train.push((step as usize, l as f32)),
+                ("eval", _, Some(l)) => h.val.push((step as usize, l as f32)),
+                _ => {}
+            }
+        }
+        h
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_loop(gpu: &Gpu, mut trainer: Trainer, tokenizer: &Tokenizer, s: &Settings, source: &str, out: &Path,
+              mut report: Reporter, mut history: History, stop_after: Option<usize>) -> Result<(), String> {
+    let (cfg, train) = (trainer.model.cfg, trainer.train.clone());
     let n_params = kiln::model::num_params(&cfg);
     let software = if gpu.is_software() { " (a software adapter: expect it to be slow)" } else { "" };
-    out.event(
+    report.event(
         json!({"event": "start", "params": n_params, "vocab": cfg.vocab_size, "tokens": trainer.data.tokens.len(),
                "train_tokens": trainer.data.train().len(), "val_tokens": trainer.data.val().len(),
-               "adapter": gpu.to_string(), "software": gpu.is_software(), "preset": preset_name,
+               "adapter": gpu.to_string(), "software": gpu.is_software(), "preset": s.preset,
                "layers": cfg.n_layer, "heads": cfg.n_head, "embd": cfg.n_embd, "block": cfg.block_size,
-               "batch": train.batch_size, "steps": train.steps, "lr": train.lr, "corpus": source}),
+               "batch": train.batch_size, "steps": train.steps, "lr": train.lr, "corpus": source,
+               "out": out.display().to_string()}),
         &format!(
-            "training {:.2}M parameters ({} layers, {} heads, {} channels, block {}, batch {}) on {} ({} tokens, vocabulary {})\nadapter: {gpu}{software}",
-            n_params as f64 / 1e6, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, train.batch_size,
-            source, trainer.data.tokens.len(), cfg.vocab_size
+            "training {:.2}M parameters ({} layers, {} heads, {} channels, block {}, batch {}, preset {}) on {} ({} tokens, vocabulary {})\nadapter: {gpu}{software}\nrun folder: {}",
+            n_params as f64 / 1e6, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, train.batch_size, s.preset,
+            source, trainer.data.tokens.len(), cfg.vocab_size, out.display()
         ),
     );
+    let mut generator = trainer.generator(gpu);
+    let checkpoint = |trainer: &Trainer, report: &mut Reporter| -> Result<(), String> {
+        let ckpt = pollster::block_on(trainer.checkpoint(gpu, tokenizer.to_json(), s.to_json()));
+        checkpoint_io::save(out, &ckpt)?;
+        report.event(json!({"event": "checkpoint", "step": trainer.step, "path": out.display().to_string()}), "");
+        Ok(())
+    };
 
-    out.start_progress(train.steps, 0);
-    let started = Instant::now();
-    let mut last = (Instant::now(), 0usize);
-    let mut val_loss = None;
+    report.start_progress(train.steps, trainer.step);
+    let started = (Instant::now(), trainer.step);
+    let mut last = (Instant::now(), trainer.step);
+    let mut val_loss = history.val.last().map(|v| v.1);
     while !trainer.done() {
         let step = trainer.step + 1;
-        let log = step % a.log_every.max(1) == 0 || step == 1 || step == train.steps;
+        let at = |every: usize| every > 0 && step % every == 0;
+        let log = at(s.log_every.max(1)) || step == 1 || step == train.steps;
         let lr = trainer.lr();
-        let loss = pollster::block_on(trainer.step(&gpu, log));
+        let loss = pollster::block_on(trainer.step(gpu, log));
         if let Some(loss) = loss {
+            if !loss.is_finite() {
+                report.finish_progress();
+                return Err(format!("the loss became {loss} at step {step}: lower --lr (now {})", train.lr));
+            }
             let tps = (trainer.step - last.1) as f64 * trainer.tokens_per_step() as f64 / last.0.elapsed().as_secs_f64();
             last = (Instant::now(), trainer.step);
-            out.progress(step, format!("loss {loss:.4} | {tps:.0} tok/s"));
-            out.event(json!({"event": "step", "step": step, "loss": round4(loss), "lr": lr, "tokens_per_s": tps.round()}), "");
+            history.train.push((step, loss));
+            report.progress(step, format!("loss {loss:.4} | {tps:.0} tok/s"));
+            report.event(json!({"event": "step", "step": step, "loss": round4(loss), "lr": lr, "tokens_per_s": tps.round()}), "");
         }
-        if step % a.eval_every.max(1) == 0 || step == train.steps {
-            if let Some(v) = pollster::block_on(trainer.evaluate(&gpu)) {
+        let last_step = step == train.steps || stop_after == Some(step);
+        if at(s.eval_every) || last_step {
+            if let Some(v) = pollster::block_on(trainer.evaluate(gpu)) {
                 val_loss = Some(v);
-                out.event(json!({"event": "eval", "step": step, "val_loss": round4(v)}), &format!("step {step}: validation loss {v:.4}"));
+                history.val.push((step, v));
+                report.event(json!({"event": "eval", "step": step, "val_loss": round4(v)}), &format!("step {step}: validation loss {v:.4}"));
             }
-            last = (Instant::now(), trainer.step); // evaluation time is not training throughput
+        }
+        if at(s.sample_every) || last_step {
+            let text = sample(gpu, &mut generator, tokenizer, step as u64);
+            report.event(json!({"event": "sample", "step": step, "text": text}), &format!("--- sample at step {step} ---\n{text}\n---"));
+        }
+        if at(s.checkpoint_every) || last_step {
+            checkpoint(&trainer, &mut report)?;
+        }
+        if at(s.eval_every) || at(s.sample_every) || at(s.checkpoint_every) {
+            last = (Instant::now(), trainer.step); // that time was not training
+        }
+        if last_step {
+            break;
         }
     }
-    out.finish_progress();
-    let secs = started.elapsed().as_secs_f64();
-    out.event(
+    report.finish_progress();
+    let plot = crate::plot::loss_svg(&history.train, &history.val, &format!("Kiln: {} on {}", s.preset, source));
+    std::fs::write(out.join("loss.svg"), plot).map_err(|e| format!("cannot write loss.svg: {e}"))?;
+    let secs = started.0.elapsed().as_secs_f64();
+    let steps_run = (trainer.step - started.1).max(1);
+    report.event(
         json!({"event": "end", "step": trainer.step, "val_loss": val_loss.map(round4), "seconds": (secs * 10.0).round() / 10.0,
-               "ms_per_step": (1000.0 * secs / trainer.step as f64).round()}),
-        &format!("done: {} steps in {secs:.1}s, validation loss {}", trainer.step, val_loss.map_or("n/a".into(), |v| format!("{v:.4}"))),
+               "ms_per_step": (1000.0 * secs / steps_run as f64).round(), "path": out.display().to_string()}),
+        &format!("done: step {} in {secs:.1}s, validation loss {}; checkpoint and loss.svg in {}",
+                 trainer.step, val_loss.map_or("n/a".into(), |v| format!("{v:.4}")), out.display()),
     );
     Ok(())
 }
 
+fn sample(gpu: &Gpu, generator: &mut kiln::sample::Generator, tokenizer: &Tokenizer, seed: u64) -> String {
+    let prompt = tokenizer.encode("\n").unwrap_or_default();
+    let opts = SampleOptions { seed, ..SampleOptions::default() };
+    let tokens = pollster::block_on(generator.generate(gpu, &prompt, 200, &opts, |_| true));
+    tokenizer.decode(&tokens)
+}
+
 /// The tiny preset on software adapters (they are slow), the shakespeare preset on real GPUs.
-fn default_preset(gpu: &Gpu) -> &'static str {
+pub fn default_preset(gpu: &Gpu) -> &'static str {
     if gpu.is_software() { "tiny" } else { "shakespeare" }
 }
 

@@ -45,6 +45,9 @@ kernels! {
     GradNormPartial => "grad_norm_partial";
     GradNormFinalize => "grad_norm_finalize";
     AdamwUpdate => "adamw_update";
+    DecodeEmbed => "decode_embed";
+    KvAppend => "kv_append";
+    AttentionDecode => "attention_decode";
 }
 
 impl Kernel {

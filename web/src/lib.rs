@@ -1,17 +1,305 @@
-//! Kiln in the browser: the wasm-bindgen face of the core. The page's worker calls these.
+//! Kiln in the browser: the wasm-bindgen face of the core, driven by the page's Web Worker.
+//!
+//! One `Session` owns the GPU and, once started, a `Trainer`. Every async method takes the
+//! session's state for its duration and puts it back, so a second call while one runs gets a
+//! clear "busy" error instead of a RefCell panic. Results cross to JavaScript as JSON strings.
 
+mod views;
+
+use kiln::checkpoint::Checkpoint;
+use kiln::config::{ModelConfig, TrainConfig};
+use kiln::data::Dataset;
+use kiln::gpu::Gpu;
+use kiln::plan::MemoryPlan;
+use kiln::sample::SampleOptions;
+use kiln::tokenizer::Tokenizer;
+use kiln::train::Trainer;
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
 
-/// The adapter WebGPU gives this page, as one line, or why there is none.
-#[wasm_bindgen]
-pub async fn adapter_info() -> Result<String, JsValue> {
-    let gpu = kiln::gpu::Gpu::new().await.map_err(|e| JsValue::from_str(&e))?;
-    Ok(gpu.to_string())
+pub(crate) struct State {
+    pub gpu: Gpu,
+    pub run: Option<Run>,
 }
 
-/// Parameter count of a GPT-2 shape, for the page's model picker.
+pub(crate) struct Run {
+    pub trainer: Trainer,
+    pub tokenizer: Tokenizer,
+    pub generator: kiln::sample::Generator,
+}
+
 #[wasm_bindgen]
-pub fn parameter_count(vocab: usize, layers: usize, heads: usize, embd: usize, block: usize) -> usize {
-    let cfg = kiln::config::ModelConfig { vocab_size: vocab, n_layer: layers, n_head: heads, n_embd: embd, block_size: block };
-    kiln::model::num_params(&cfg)
+pub struct Session {
+    state: Rc<RefCell<Option<State>>>,
+    adapter: String,
+    software: bool,
+    limits: Value,
+}
+
+fn err(e: impl std::fmt::Display) -> JsValue {
+    JsValue::from_str(&e.to_string())
+}
+
+/// Runs `f` with the session's state taken out, and puts it back afterwards.
+fn with_state<F, Fut>(cell: &Rc<RefCell<Option<State>>>, f: F) -> js_sys::Promise
+where
+    F: FnOnce(State) -> Fut + 'static,
+    Fut: std::future::Future<Output = (State, Result<JsValue, JsValue>)> + 'static,
+{
+    let cell = cell.clone();
+    future_to_promise(async move {
+        let state = cell.borrow_mut().take().ok_or_else(|| err("busy: another GPU operation is still running"))?;
+        let (state, result) = f(state).await;
+        *cell.borrow_mut() = Some(state);
+        result
+    })
+}
+
+#[wasm_bindgen]
+impl Session {
+    /// Opens the GPU. Fails with a readable reason where WebGPU has no adapter.
+    pub async fn create() -> Result<Session, JsValue> {
+        console_error_panic_hook_lite();
+        let gpu = Gpu::new().await.map_err(err)?;
+        let l = &gpu.limits;
+        let limits = json!({"max_storage_buffer_binding_size": l.max_storage_buffer_binding_size,
+            "max_buffer_size": l.max_buffer_size, "max_storage_buffers_per_shader_stage": l.max_storage_buffers_per_shader_stage,
+            "timestamps": gpu.has_timestamps()});
+        Ok(Session { adapter: gpu.to_string(), software: gpu.is_software(), limits, state: Rc::new(RefCell::new(Some(State { gpu, run: None }))) })
+    }
+
+    pub fn adapter(&self) -> String {
+        self.adapter.clone()
+    }
+
+    pub fn is_software(&self) -> bool {
+        self.software
+    }
+
+    pub fn limits(&self) -> String {
+        self.limits.to_string()
+    }
+
+    /// Parameters, memory and whether a shape fits this adapter, before anything is allocated.
+    /// `config`: {"vocab","layers","heads","embd","block","batch"}.
+    pub fn plan(&self, config: &str) -> Result<String, JsValue> {
+        let (cfg, train) = parse_config(config, None)?;
+        let plan = MemoryPlan::new(&cfg, train.batch_size, train.seq_len);
+        let fits = cfg.validate().and_then(|_| match self.state.borrow().as_ref() {
+            Some(s) => plan.check(&s.gpu.limits),
+            None => Ok(()),
+        });
+        Ok(json!({"params": kiln::model::num_params(&cfg), "bytes": plan.total_bytes(),
+                  "fits": fits.is_ok(), "reason": fits.err()}).to_string())
+    }
+
+    /// Tokenizes `text` (char-level) and builds a fresh model and trainer. `config` also takes
+    /// "steps", "lr", "warmup", "seed", "val_fraction", "eval_batches".
+    pub fn start(&self, text: &str, config: &str) -> Result<String, JsValue> {
+        let mut guard = self.state.borrow_mut();
+        let state = guard.as_mut().ok_or_else(|| err("busy: another GPU operation is still running"))?;
+        state.run = None; // frees the previous model's buffers first
+        let tokenizer = Tokenizer::char_level(text).map_err(err)?;
+        let (cfg, train) = parse_config(config, Some(tokenizer.vocab_size()))?;
+        let v: Value = serde_json::from_str(config).map_err(err)?;
+        let val_fraction = v["val_fraction"].as_f64().unwrap_or(0.1) as f32;
+        let eval_batches = v["eval_batches"].as_u64().unwrap_or(10) as usize;
+        let data = Dataset::new(tokenizer.encode(text).map_err(err)?, val_fraction, train.seq_len).map_err(err)?;
+        let params = kiln::cpu::init_params(&cfg, train.seed);
+        let trainer = Trainer::new(&state.gpu, cfg, train, data, &params, eval_batches).map_err(err)?;
+        let generator = trainer.generator(&state.gpu);
+        let info = run_info(&trainer);
+        state.run = Some(Run { trainer, tokenizer, generator });
+        Ok(info)
+    }
+
+    /// Loads a packed checkpoint and continues its run on `text` (its tokenizer is kept).
+    pub fn load(&self, bytes: &[u8], text: &str) -> Result<String, JsValue> {
+        let mut guard = self.state.borrow_mut();
+        let state = guard.as_mut().ok_or_else(|| err("busy: another GPU operation is still running"))?;
+        let ckpt = Checkpoint::from_packed(bytes).map_err(err)?;
+        let tokenizer = Tokenizer::from_json(ckpt.tokenizer_json.as_bytes()).map_err(err)?;
+        let st = ckpt.state.ok_or_else(|| err("this checkpoint holds no training state"))?;
+        let val_fraction = st.run["val_fraction"].as_f64().unwrap_or(0.1) as f32;
+        let data = Dataset::new(tokenizer.encode(text).map_err(err)?, val_fraction, st.train.seq_len).map_err(err)?;
+        state.run = None;
+        let trainer = Trainer::resume(&state.gpu, ckpt.cfg, &st, data, &ckpt.params, 10).map_err(err)?;
+        let generator = trainer.generator(&state.gpu);
+        let info = run_info(&trainer);
+        state.run = Some(Run { trainer, tokenizer, generator });
+        Ok(info)
+    }
+
+    /// Runs up to `n` training steps; resolves to {"step","loss","done"} with the loss of the
+    /// last one (the only read-back).
+    pub fn train(&self, n: u32) -> js_sys::Promise {
+        with_state(&self.state, move |mut s| async move {
+            let r = async {
+                let run = s.run.as_mut().ok_or_else(|| err("press Train first"))?;
+                let mut loss = None;
+                for i in 0..n {
+                    if run.trainer.done() {
+                        break;
+                    }
+                    loss = run.trainer.step(&s.gpu, i + 1 == n || run.trainer.step + 1 == run.trainer.train.steps).await;
+                }
+                Ok(JsValue::from_str(&json!({"step": run.trainer.step, "loss": loss, "lr": run.trainer.lr(),
+                    "done": run.trainer.done(), "tokens_per_step": run.trainer.tokens_per_step()}).to_string()))
+            }.await;
+            (s, r)
+        })
+    }
+
+    /// Mean validation loss over the fixed validation batches.
+    pub fn evaluate(&self) -> js_sys::Promise {
+        with_state(&self.state, |s| async move {
+            let r = match s.run.as_ref() {
+                Some(run) => Ok(JsValue::from_f64(run.trainer.evaluate(&s.gpu).await.unwrap_or(f32::NAN) as f64)),
+                None => Err(err("press Train first")),
+            };
+            (s, r)
+        })
+    }
+
+    /// Mean loss of the current model over all of `text`, windowed exactly as `kiln eval` does.
+    pub fn text_loss(&self, text: String) -> js_sys::Promise {
+        with_state(&self.state, |s| async move {
+            let r = async {
+                let run = s.run.as_ref().ok_or_else(|| err("press Train first"))?;
+                let tokens = run.tokenizer.encode(&text).map_err(err)?;
+                let params = run.trainer.model.read_params(&s.gpu).await;
+                let (loss, _) = kiln::train::text_loss(&s.gpu, run.trainer.model.cfg, &params, &tokens, 16).await.map_err(err)?;
+                Ok(JsValue::from_f64(loss as f64))
+            }.await;
+            (s, r)
+        })
+    }
+
+    /// Generates text after `prompt`, calling `on_text(piece)` as tokens arrive.
+    pub fn sample(&self, prompt: String, tokens: u32, temperature: f32, top_k: u32, top_p: f32, seed: u32,
+                  on_text: js_sys::Function) -> js_sys::Promise {
+        with_state(&self.state, move |mut s| async move {
+            let r = async {
+                let run = s.run.as_mut().ok_or_else(|| err("press Train first"))?;
+                let ids = run.tokenizer.encode(&prompt).map_err(err)?;
+                let opts = SampleOptions { temperature, top_k: top_k as usize, top_p, seed: seed as u64 };
+                let tok = &run.tokenizer;
+                let out = run.generator.generate(&s.gpu, &ids, tokens as usize, &opts, |t| {
+                    let _ = on_text.call1(&JsValue::NULL, &JsValue::from_str(&tok.decode(&[t])));
+                    true
+                }).await;
+                Ok(JsValue::from_str(&run.tokenizer.decode(&out)))
+            }.await;
+            (s, r)
+        })
+    }
+
+    /// The packed checkpoint (one file, the native program reads it too).
+    pub fn checkpoint(&self) -> js_sys::Promise {
+        with_state(&self.state, |s| async move {
+            let r = async {
+                let run = s.run.as_ref().ok_or_else(|| err("press Train first"))?;
+                let ckpt = run.trainer.checkpoint(&s.gpu, run.tokenizer.to_json(), json!({"val_fraction": 0.1, "source": "browser"})).await;
+                Ok(js_sys::Uint8Array::from(ckpt.to_packed().as_slice()).into())
+            }.await;
+            (s, r)
+        })
+    }
+
+    /// Attention of every layer and head over `prompt` (at most one block): JSON
+    /// {"tokens": [...], "layers": [[head][t][t2]]}.
+    pub fn attention(&self, prompt: String) -> js_sys::Promise {
+        with_state(&self.state, |mut s| async move {
+            let r = match s.run.as_mut() {
+                Some(run) => views::attention(&s.gpu, run, &prompt).await,
+                None => Err(err("press Train first")),
+            };
+            (s, r)
+        })
+    }
+
+    /// The most likely next tokens after `prompt`: JSON [{"token","p"}], best first.
+    pub fn next_tokens(&self, prompt: String, count: u32) -> js_sys::Promise {
+        with_state(&self.state, move |mut s| async move {
+            let r = match s.run.as_mut() {
+                Some(run) => views::next_tokens(&s.gpu, run, &prompt, count as usize).await,
+                None => Err(err("press Train first")),
+            };
+            (s, r)
+        })
+    }
+
+    /// The model's shape, layer by layer, with parameter counts.
+    pub fn shape(&self) -> Result<String, JsValue> {
+        let guard = self.state.borrow();
+        let run = guard.as_ref().and_then(|s| s.run.as_ref()).ok_or_else(|| err("press Train first"))?;
+        Ok(views::shape(&run.trainer.model.cfg))
+    }
+
+    /// GPU time per kernel of one training step (JSON), or null without timestamp queries.
+    pub fn profile(&self) -> js_sys::Promise {
+        with_state(&self.state, |s| async move {
+            let r = async {
+                let run = s.run.as_ref().ok_or_else(|| err("press Train first"))?;
+                let times = run.trainer.model.profile_step(&s.gpu).await;
+                Ok(match times {
+                    Some(t) => JsValue::from_str(&json!(kiln::gpu::by_kernel(&t).iter()
+                        .map(|(k, ns, n)| json!({"kernel": k, "ms": ns / 1e6, "launches": n})).collect::<Vec<_>>()).to_string()),
+                    None => JsValue::NULL,
+                })
+            }.await;
+            (s, r)
+        })
+    }
+}
+
+/// The embedded Shakespeare, so the page needs no download for its default corpus.
+#[wasm_bindgen]
+pub fn default_corpus() -> String {
+    kiln::corpus::DEFAULT_CORPUS.to_string()
+}
+
+/// Named presets as JSON: [{"name","layers","heads","embd","block","batch"}].
+#[wasm_bindgen]
+pub fn presets() -> String {
+    json!(kiln::config::PRESETS.iter().map(|p| json!({"name": p.name, "layers": p.n_layer, "heads": p.n_head,
+        "embd": p.n_embd, "block": p.block_size, "batch": p.batch_size})).collect::<Vec<_>>()).to_string()
+}
+
+fn parse_config(config: &str, vocab: Option<usize>) -> Result<(ModelConfig, TrainConfig), JsValue> {
+    let v: Value = serde_json::from_str(config).map_err(|e| err(format!("bad settings: {e}")))?;
+    let n = |k: &str, d: u64| v[k].as_u64().unwrap_or(d) as usize;
+    let cfg = ModelConfig {
+        vocab_size: vocab.unwrap_or(n("vocab", 65)),
+        n_layer: n("layers", 2),
+        n_head: n("heads", 2),
+        n_embd: n("embd", 64),
+        block_size: n("block", 64),
+    };
+    let train = TrainConfig {
+        batch_size: n("batch", 16),
+        seq_len: cfg.block_size,
+        steps: n("steps", 300),
+        lr: v["lr"].as_f64().unwrap_or(1e-3) as f32,
+        warmup: n("warmup", 30),
+        seed: n("seed", 1337) as u64,
+        ..TrainConfig::default()
+    };
+    cfg.validate().map_err(err)?;
+    train.validate(&cfg).map_err(err)?;
+    Ok((cfg, train))
+}
+
+fn run_info(t: &Trainer) -> String {
+    let cfg = t.model.cfg;
+    json!({"params": kiln::model::num_params(&cfg), "vocab": cfg.vocab_size, "tokens": t.data.tokens.len(),
+           "step": t.step, "steps": t.train.steps, "tokens_per_step": t.tokens_per_step()}).to_string()
+}
+
+/// Panics become console errors with their message rather than "unreachable".
+fn console_error_panic_hook_lite() {
+    std::panic::set_hook(Box::new(|info| web_sys::console::error_1(&JsValue::from_str(&info.to_string()))));
 }

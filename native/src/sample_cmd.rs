@@ -1,0 +1,48 @@
+//! `kiln sample`: load a checkpoint, stream generated text to stdout token by token.
+
+use crate::args::SampleArgs;
+use crate::checkpoint_io;
+use kiln::gpu::{Gpu, GpuTensor};
+use kiln::sample::{Generator, SampleOptions};
+use kiln::tokenizer::Tokenizer;
+use std::io::Write;
+
+pub fn run(a: SampleArgs) -> Result<(), String> {
+    if a.temperature < 0.0 || !a.temperature.is_finite() {
+        return Err(format!("--temperature must be 0 or more, got {}", a.temperature));
+    }
+    if !(a.top_p > 0.0 && a.top_p <= 1.0) {
+        return Err(format!("--top-p must be in (0, 1], got {}", a.top_p));
+    }
+    let ckpt = checkpoint_io::load(&a.checkpoint)?;
+    let tokenizer = Tokenizer::from_json(ckpt.tokenizer_json.as_bytes())?;
+    let gpu = pollster::block_on(Gpu::new())?;
+    kiln::plan::MemoryPlan::new(&ckpt.cfg, 1, 1).check(&gpu.limits)?;
+    let tensors: Vec<_> = ckpt.params.iter().map(|p| GpuTensor::from_f32(&gpu, "param", p)).collect();
+    let buffers: Vec<_> = tensors.iter().map(|t| t.buffer.clone()).collect();
+    let mut generator = Generator::new(&gpu, ckpt.cfg, &buffers);
+    let prompt = tokenizer.encode(&a.prompt)?;
+    let opts = SampleOptions { temperature: a.temperature, top_k: a.top_k, top_p: a.top_p, seed: a.seed };
+    let mut stdout = std::io::stdout();
+    let _ = write!(stdout, "{}", a.prompt);
+    // Decode the whole generated tail each time and print what is new: a byte-level BPE token
+    // may be half of a character, which only the next token completes.
+    let mut generated: Vec<u32> = Vec::new();
+    let mut shown = 0usize;
+    pollster::block_on(generator.generate(&gpu, &prompt, a.tokens, &opts, |t| {
+        generated.push(t);
+        let text = tokenizer.decode(&generated);
+        if text.len() > shown && text.is_char_boundary(shown) && !text.ends_with('\u{FFFD}') {
+            let _ = write!(stdout, "{}", &text[shown..]);
+            let _ = stdout.flush();
+            shown = text.len();
+        }
+        true
+    }));
+    let text = tokenizer.decode(&generated);
+    if text.len() > shown && text.is_char_boundary(shown) {
+        let _ = write!(stdout, "{}", &text[shown..]);
+    }
+    let _ = writeln!(stdout);
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! Generation with the KV cache gives the logits of the full forward pass, position by
+//! position, and the sampler honours temperature, top-k and top-p.
+
+mod common;
+use common::{assert_close, random, random_tokens};
+use kiln::config::ModelConfig;
+use kiln::cpu::{CpuGpt, Rng};
+use kiln::gpu::GpuTensor;
+use kiln::sample::{argmax, sample_token, Generator, SampleOptions};
+
+fn model(cfg: &ModelConfig) -> Vec<Vec<f32>> {
+    // Perturbed away from the plain init so zero biases and unit norms hide nothing.
+    let mut params = kiln::cpu::init_params(cfg, 3);
+    for (i, p) in params.iter_mut().enumerate() {
+        let noise = random(p.len(), 100 + i as u64, 0.1);
+        for (x, r) in p.iter_mut().zip(noise) {
+            *x += r;
+        }
+    }
+    params
+}
+
+#[test]
+fn kv_cache_matches_full_forward() {
+    let Some(gpu) = common::gpu() else { return };
+    let cfg = ModelConfig { vocab_size: 29, n_layer: 2, n_head: 3, n_embd: 48, block_size: 16 };
+    let params = model(&cfg);
+    let tensors: Vec<_> = params.iter().map(|p| GpuTensor::from_f32(&gpu, "param", p)).collect();
+    let buffers: Vec<_> = tensors.iter().map(|t| t.buffer.clone()).collect();
+    let mut gen = Generator::new(&gpu, cfg, &buffers);
+    let tokens = random_tokens(20, cfg.vocab_size, 7);
+
+    let mut cpu = CpuGpt::new(cfg, params.clone());
+    let (want, _) = cpu.forward(&tokens[..16], None, 1, 16);
+    let v = cfg.vocab_size;
+    for (i, &t) in tokens[..16].iter().enumerate() {
+        let got = pollster::block_on(gen.feed(&gpu, t));
+        assert_close(&format!("decode logits at position {i}"), &got, &want[i * v..(i + 1) * v], 1e-4, 1e-5);
+    }
+    // The cache is full: the next token slides the window to the newest half (tokens 8..16)
+    // plus itself, all from position 0.
+    let got = pollster::block_on(gen.feed(&gpu, tokens[16]));
+    let (want, _) = cpu.forward(&tokens[8..17], None, 1, 9);
+    assert_close("decode logits after the window slid", &got, &want[8 * v..9 * v], 1e-4, 1e-5);
+}
+
+#[test]
+fn sampler_options() {
+    let logits = vec![0.1, 2.0, -1.0, 1.9, 0.0];
+    let mut rng = Rng::new(1);
+    let greedy = SampleOptions { temperature: 0.0, ..Default::default() };
+    assert_eq!(sample_token(&logits, &greedy, &mut rng), 1);
+    let top1 = SampleOptions { temperature: 1.0, top_k: 1, ..Default::default() };
+    let tiny_p = SampleOptions { temperature: 1.0, top_p: 0.01, ..Default::default() };
+    let top2 = SampleOptions { temperature: 1.0, top_k: 2, ..Default::default() };
+    let mut seen = [0usize; 5];
+    for _ in 0..2000 {
+        assert_eq!(sample_token(&logits, &top1, &mut rng), argmax(&logits));
+        assert_eq!(sample_token(&logits, &tiny_p, &mut rng), argmax(&logits));
+        seen[sample_token(&logits, &top2, &mut rng) as usize] += 1;
+    }
+    assert_eq!(seen[0] + seen[2] + seen[4], 0, "top-k 2 drew outside the two best: {seen:?}");
+    // exp(2.0) / (exp(2.0) + exp(1.9)) = 0.525
+    let share = seen[1] as f64 / 2000.0;
+    assert!((share - 0.525).abs() < 0.05, "token 1 drawn {share} of the time, expected about 0.525");
+}
