@@ -22,6 +22,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Show the GPU adapter, its backend, features and limits
     Info,
+    /// Serve the web page (index.html and web/) on 127.0.0.1
+    Serve(ServeArgs),
 }
 
 #[derive(Args, Clone)]
@@ -142,4 +144,14 @@ pub struct BenchArgs {
     pub batch: Option<usize>,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct ServeArgs {
+    /// Port on 127.0.0.1 (0 picks a free one)
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Folder holding index.html and web/ (default: the current folder)
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
 }

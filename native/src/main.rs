@@ -10,6 +10,7 @@ mod input;
 mod plot;
 mod report;
 mod sample_cmd;
+mod serve_cmd;
 mod train_cmd;
 
 use clap::Parser;
@@ -32,6 +33,7 @@ fn main() {
         args::Command::Eval(a) => eval_cmd::run(a),
         args::Command::Bench(a) => bench_cmd::run(a),
         args::Command::Info => info(),
+        args::Command::Serve(a) => serve_cmd::run(a),
     };
     if let Err(e) = result {
         eprintln!("kiln: {e}");

@@ -1,0 +1,114 @@
+// End-to-end tests of the browser build: the real page, served by `kiln serve`, in headless
+// Chromium. One test trains a tiny model in the page on WebGPU (SwiftShader on a machine without a
+// GPU), downloads its checkpoint and checks that the native `kiln eval` gives the loss the page
+// gave; the other starts Chromium without WebGPU and checks that the page says so plainly.
+// Run through tests/e2e/run.sh, which builds what these need. Slow on a CPU: minutes.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'node:test';
+import { promisify } from 'node:util';
+import {
+  KILN, NO_WEBGPU_FLAGS, ROOT, WEBGPU_FLAGS, launchBrowser, log, num, readouts, startServer, waitForState, waitUntil,
+} from './harness.mjs';
+
+const CORPUS_CHARS = 30000; // data/shakespeare.txt is ASCII, so characters and bytes agree
+const STEPS = 40, BATCH = 8, BLOCK = 32;
+const SCREENSHOT = join(ROOT, 'tests/e2e/screenshot.png');
+const tid = (id) => `[data-testid="${id}"]`;
+
+test('trains in the browser', { timeout: 30 * 60_000 }, async (t) => {
+  const corpus = readFileSync(join(ROOT, 'data/shakespeare.txt'), 'utf8').slice(0, CORPUS_CHARS);
+  const tmp = mkdtempSync(join(tmpdir(), 'kiln-e2e-'));
+  const server = await startServer();
+  let browser, page, passed = false;
+  try {
+    browser = await launchBrowser(WEBGPU_FLAGS);
+    page = browser.page;
+    await page.goto(server.url);
+    const ready = await waitForState(page, 'ready', { timeoutMs: 120_000, failStates: ['no-webgpu', 'error'] });
+    log(`page ready on adapter "${ready.adapter}"`);
+
+    // The preset first: choosing one may refill the size inputs, which the test then overrides.
+    await page.selectOption(tid('preset-select'), 'tiny');
+    await page.fill(tid('corpus-input'), corpus);
+    await page.fill(tid('steps-input'), String(STEPS));
+    await page.fill(tid('batch-input'), String(BATCH));
+    await page.fill(tid('block-input'), String(BLOCK));
+    await page.click(tid('train-button'));
+    log(`training: preset tiny, ${CORPUS_CHARS} characters, ${STEPS} steps of ${BATCH} x ${BLOCK}`);
+    const done = await waitForState(page, 'done', { timeoutMs: 600_000, failStates: ['error', 'no-webgpu'] });
+    log(`done: step ${done.step}, loss ${done.loss} (first ${done.firstLoss}), ${done.tps} tokens/s`);
+
+    const loss = num(done.loss), first = num(done.firstLoss);
+    assert.ok(Number.isFinite(first), `loss-value has no numeric data-first attribute: ${done.firstLoss}`);
+    assert.ok(loss < first, `the loss did not fall: last ${done.loss}, first ${done.firstLoss}`);
+    assert.ok(done.step.startsWith(String(STEPS)), `step-value is "${done.step}", not ${STEPS}`);
+    assert.ok(num(done.tps) > 0, `tokens-per-second is "${done.tps}", not a positive number`);
+    assert.ok(done.sample.length > 0, 'sample-output is empty after training');
+
+    const ckpt = join(tmp, 'ckpt.kiln');
+    const [download] = await Promise.all([
+      page.waitForEvent('download', { timeout: 120_000 }),
+      page.click(tid('download-checkpoint')),
+    ]);
+    await download.saveAs(ckpt);
+    log(`checkpoint downloaded as "${download.suggestedFilename()}" to ${ckpt}`);
+    const scored = await waitUntil(page, 'checkpoint loss', (r) => Number.isFinite(num(r.ckptLoss)),
+      { timeoutMs: 300_000, failStates: ['error'] });
+    const pageLoss = num(scored.ckptLoss);
+    log(`page: checkpoint loss ${scored.ckptLoss}`);
+
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    log(`screenshot: ${SCREENSHOT}`);
+
+    const data = join(tmp, 'corpus.txt');
+    writeFileSync(data, corpus);
+    const args = ['eval', '--checkpoint', ckpt, '--data', data, '--json'];
+    log(`native: ${KILN} ${args.join(' ')}`);
+    const { stdout } = await promisify(execFile)(KILN, args, { maxBuffer: 1 << 20 });
+    const native = JSON.parse(stdout.trim()).loss;
+    const rel = Math.abs(native - pageLoss) / pageLoss;
+    log(`native loss ${native}, page loss ${pageLoss}, relative difference ${rel.toExponential(2)}`);
+    assert.ok(rel <= 1e-3, `kiln eval gives loss ${native}, the page ${pageLoss}: they differ by ${rel} (> 1e-3)`);
+
+    t.diagnostic(`adapter: ${done.adapter}`);
+    t.diagnostic(`tokens/s: ${done.tps}`);
+    t.diagnostic(`loss: first ${done.firstLoss}, last ${done.loss}; checkpoint: page ${pageLoss}, native ${native}`);
+    t.diagnostic(`screenshot: ${SCREENSHOT}`);
+    passed = true;
+  } finally {
+    if (!passed && page) {
+      const shot = join(ROOT, 'tests/e2e/screenshot-failure.png');
+      await page.screenshot({ path: shot, fullPage: true }).then(() => log(`failure screenshot: ${shot}`), () => {});
+      await readouts(page).then((r) => log(`page at failure: ${JSON.stringify({ ...r, sample: r.sample?.slice(0, 80) })}`), () => {});
+    }
+    await browser?.close();
+    await server.stop();
+    if (passed) rmSync(tmp, { recursive: true, force: true });
+    else log(`kept ${tmp} for a look`);
+  }
+});
+
+test('says clearly when WebGPU is missing', { timeout: 5 * 60_000 }, async () => {
+  const server = await startServer();
+  let browser;
+  try {
+    browser = await launchBrowser(NO_WEBGPU_FLAGS);
+    const { page } = browser;
+    await page.goto(server.url);
+    const r = await waitForState(page, 'no-webgpu', { timeoutMs: 60_000, failStates: ['ready', 'error'] });
+    const box = page.locator(tid('no-webgpu'));
+    const shown = (await box.count()) > 0 && await box.first().isVisible();
+    const boxText = shown ? await box.first().innerText() : '';
+    const said = `${r.status}\n${boxText}`;
+    log(`no-webgpu page says: ${said.replace(/\s+/g, ' ').slice(0, 200)}`);
+    assert.match(said, /WebGPU/, 'neither the status nor a visible no-webgpu box mentions WebGPU');
+    assert.match(said, /Chrome|Edge|Safari|Firefox/, 'neither the status nor a visible no-webgpu box names a browser');
+  } finally {
+    await browser?.close();
+    await server.stop();
+  }
+});

@@ -1,0 +1,215 @@
+// Kiln's page: controls, readouts, the loss chart and the teaching views. All GPU work happens
+// in web/worker.js; this file only sends commands and draws what comes back.
+
+const $ = (id) => document.getElementById(id);
+const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+const send = (cmd, data = {}) => worker.postMessage({ cmd, ...data });
+const ui = { presets: [], history: { train: [], val: [] }, started: 0, firstLoss: null, steps: 0, layers: 0, heads: 0 };
+const fields = ['layers', 'heads', 'embd', 'block', 'batch', 'steps', 'lr'];
+
+function status(state, text) {
+  const el = document.querySelector('[data-testid=status]');
+  el.dataset.state = state;
+  el.textContent = text;
+}
+
+function buttons(state) {
+  const trained = ['training', 'paused', 'done'].includes(state);
+  $('train').disabled = !['ready', 'done', 'paused', 'error'].includes(state);
+  $('pause').disabled = !['training', 'paused'].includes(state);
+  $('pause').textContent = state === 'paused' ? 'Resume' : 'Pause';
+  $('reset').disabled = !trained;
+  for (const id of ['download', 'generate', 'show-attention', 'show-next', 'show-profile']) $(id).disabled = !trained || state === 'training';
+}
+
+function config() {
+  const c = Object.fromEntries(fields.map((f) => [f, Number($(f).value)]));
+  const text = $('corpus').value;
+  c.vocab = text ? new Set(text).size : 76;
+  c.warmup = Math.min(30, Math.floor(c.steps / 10));
+  c.evalEvery = Math.min(100, Math.max(5, Math.ceil(c.steps / 4)));
+  c.sampleEvery = Math.min(200, Math.max(10, Math.ceil(c.steps / 2)));
+  c.eval_batches = 10;
+  return c;
+}
+
+function applyPreset(name) {
+  const p = ui.presets.find((x) => x.name === name);
+  if (!p) return;
+  for (const f of ['layers', 'heads', 'embd', 'block', 'batch']) $(f).value = p[f];
+  plan();
+}
+
+function plan() { if (ui.ready) send('plan', { config: config() }); }
+
+worker.onmessage = ({ data: m }) => {
+  switch (m.type) {
+    case 'ready': {
+      ui.ready = true;
+      ui.presets = m.presets;
+      document.querySelector('[data-testid=adapter-name]').textContent = m.adapter + (m.software ? ' (software fallback: slow)' : '');
+      $('preset').innerHTML = m.presets.map((p) => `<option>${p.name}</option>`).join('');
+      applyPreset('tiny');
+      if (m.saved) { $('resume-saved').hidden = false; $('resume-saved').textContent = `Resume saved run (step ${m.saved.step} of ${m.saved.steps})`; }
+      status('ready', 'ready');
+      buttons('ready');
+      break;
+    }
+    case 'no-webgpu':
+      $('no-webgpu').hidden = false;
+      $('app').hidden = true;
+      $('no-webgpu-reason').textContent = m.reason;
+      document.querySelector('[data-testid=adapter-name]').textContent = 'none';
+      status('no-webgpu', 'no WebGPU in this browser');
+      break;
+    case 'plan': {
+      const p = m.plan, el = $('plan');
+      el.className = p.fits ? 'plan' : 'plan bad';
+      el.textContent = `${(p.params / 1e6).toFixed(2)}M parameters, about ${Math.ceil(p.bytes / 2 ** 20)} MiB of GPU memory` +
+        (p.fits ? '' : ` — will not fit: ${p.reason}`);
+      $('train').disabled = !p.fits;
+      break;
+    }
+    case 'started':
+      ui.history = m.resumed ? ui.history : { train: [], val: [] };
+      ui.started = performance.now();
+      ui.startStep = m.info.step;
+      ui.steps = m.info.steps;
+      ui.layers = m.shape.rows.filter((r) => r.part.endsWith('MLP')).length;
+      ui.heads = Number($('heads').value);
+      $('att-layer').innerHTML = [...Array(ui.layers).keys()].map((i) => `<option>${i}</option>`).join('');
+      $('att-head').innerHTML = [...Array(ui.heads).keys()].map((i) => `<option>${i}</option>`).join('');
+      $('shape').innerHTML = '<tr><th>part</th><th>shape</th><th>parameters</th></tr>' +
+        m.shape.rows.map((r) => `<tr><td>${r.part}</td><td>${r.shape}</td><td class="n">${r.params.toLocaleString()}</td></tr>`).join('') +
+        `<tr><th>total</th><th></th><th class="n">${m.shape.total.toLocaleString()}</th></tr>`;
+      status('training', m.resumed ? `training (resumed at step ${m.info.step})` : 'training');
+      buttons('training');
+      break;
+    case 'step': {
+      $('step').textContent = `${m.step} / ${m.steps}`;
+      $('bar').value = m.step / m.steps;
+      if (m.loss !== null && m.loss !== undefined) {
+        if (ui.firstLoss === null) { ui.firstLoss = m.loss; $('loss').dataset.first = m.loss.toFixed(4); }
+        $('loss').textContent = m.loss.toFixed(4);
+        ui.history.train.push([m.step, m.loss]);
+      }
+      $('tps').textContent = Math.round(m.tps).toLocaleString('en-US').replace(/,/g, ' ');
+      const done = m.step - ui.startStep, rate = (performance.now() - ui.started) / 1000 / Math.max(1, done);
+      $('eta').textContent = duration(rate * (m.steps - m.step));
+      chart();
+      break;
+    }
+    case 'eval': $('val').textContent = m.val.toFixed(4); ui.history.val.push([m.step, m.val]); chart(); break;
+    case 'train-sample': $('sample').textContent = `step ${m.step}:\n${m.text}`; break;
+    case 'paused': status('paused', 'paused'); buttons('paused'); break;
+    case 'done': status('done', `done: ${m.step} steps`); buttons('done'); $('eta').textContent = '0s'; break;
+    case 'reset':
+      ui.history = { train: [], val: [] }; ui.firstLoss = null; chart();
+      for (const id of ['loss', 'val', 'tps', 'eta']) $(id).textContent = '–';
+      $('step').textContent = '0'; $('bar').value = 0; $('sample').textContent = '';
+      status('ready', 'ready'); buttons('ready');
+      break;
+    case 'checkpoint': {
+      const url = URL.createObjectURL(new Blob([m.bytes], { type: 'application/octet-stream' }));
+      const a = Object.assign(document.createElement('a'), { href: url, download: 'kiln-checkpoint.kiln' });
+      document.body.append(a); a.click(); a.remove();
+      $('ckpt-loss').textContent = 'computing…'; $('ckpt-note').textContent = m.note;
+      break;
+    }
+    case 'checkpoint-loss': $('ckpt-loss').textContent = m.loss.toFixed(4); break;
+    case 'sample-start': $('generated').textContent = $('prompt').value; break;
+    case 'token': $('generated').textContent += m.piece; break;
+    case 'attention': drawAttention(m.data); break;
+    case 'next': drawNext(m.data); break;
+    case 'profile': drawProfile(m.data); break;
+    case 'error': status('error', m.message); buttons(ui.steps ? 'paused' : 'ready'); break;
+  }
+};
+
+function duration(s) {
+  if (!isFinite(s)) return '–';
+  return s >= 3600 ? `${(s / 3600).toFixed(1)}h` : s >= 60 ? `${Math.floor(s / 60)}m ${Math.round(s % 60)}s` : `${Math.round(s)}s`;
+}
+
+// The loss chart: training (thin, blue) and validation (thick, orange, with points).
+function chart() {
+  const cv = $('chart'), g = cv.getContext('2d'), W = cv.width, H = cv.height, L = 56, R = 16, T = 16, B = 34;
+  g.clearRect(0, 0, W, H);
+  const pts = [...ui.history.train, ...ui.history.val];
+  g.font = '14px system-ui'; g.fillStyle = '#5a6475';
+  if (!pts.length) { g.fillText('the loss appears here as the model trains', L, H / 2); return; }
+  const xmax = Math.max(ui.steps, ...pts.map((p) => p[0]));
+  let lo = Math.min(...pts.map((p) => p[1])), hi = Math.max(...pts.map((p) => p[1]));
+  const pad = Math.max(0.05, (hi - lo) * 0.08); lo -= pad; hi += pad;
+  const x = (s) => L + (s / xmax) * (W - L - R), y = (v) => T + ((hi - v) / (hi - lo)) * (H - T - B);
+  g.strokeStyle = '#e5e8ee'; g.lineWidth = 1;
+  for (let i = 0; i <= 4; i++) {
+    const v = lo + ((hi - lo) * i) / 4;
+    g.beginPath(); g.moveTo(L, y(v)); g.lineTo(W - R, y(v)); g.stroke();
+    g.fillText(v.toFixed(2), 8, y(v) + 5);
+  }
+  g.fillText('0', L, H - 10); g.fillText(`step ${xmax}`, W - R - 80, H - 10);
+  const line = (series, color, width) => {
+    g.strokeStyle = color; g.lineWidth = width; g.beginPath();
+    series.forEach(([s, v], i) => (i ? g.lineTo(x(s), y(v)) : g.moveTo(x(s), y(v))));
+    g.stroke();
+  };
+  line(ui.history.train, '#1f77b4', 1.5);
+  line(ui.history.val, '#ff7f0e', 3);
+  g.fillStyle = '#ff7f0e';
+  for (const [s, v] of ui.history.val) { g.beginPath(); g.arc(x(s), y(v), 4, 0, 7); g.fill(); }
+  g.fillStyle = '#1f77b4'; g.fillText('training', W - 190, T + 14);
+  g.fillStyle = '#ff7f0e'; g.fillText('validation', W - 110, T + 14);
+}
+
+// Heat map of one head's attention: darker = more attention.
+function drawAttention(d) {
+  const cv = $('attention'), g = cv.getContext('2d'), n = d.tokens.length;
+  const rows = d.layers[Number($('att-layer').value)][Number($('att-head').value)];
+  const M = 40, cell = (cv.width - M) / n;
+  g.clearRect(0, 0, cv.width, cv.height);
+  g.font = `${Math.min(14, cell)}px ui-monospace, monospace`; g.textAlign = 'center';
+  rows.forEach((row, t) => row.forEach((p, t2) => {
+    g.fillStyle = `rgba(194, 65, 12, ${Math.sqrt(p)})`;
+    g.fillRect(M + t2 * cell, M + t * cell, cell - 1, cell - 1);
+  }));
+  g.fillStyle = '#1d2330';
+  d.tokens.forEach((tok, i) => {
+    const s = JSON.stringify(tok).slice(1, -1);
+    g.fillText(s, M + (i + 0.5) * cell, M - 8);
+    g.fillText(s, M / 2, M + (i + 0.7) * cell);
+  });
+}
+
+function drawNext(list) {
+  const top = list[0] ? list[0].p : 1;
+  $('next').innerHTML = '<b>Most likely next tokens</b>' + list.map((c) =>
+    `<div class="bar"><code>${escape(JSON.stringify(c.token))}</code><i style="width:${Math.round(260 * c.p / top)}px"></i>${(100 * c.p).toFixed(1)}%</div>`).join('');
+}
+
+function drawProfile(list) {
+  $('profile').innerHTML = list === null
+    ? '<tr><td>This browser offers no timestamp queries, so per-kernel GPU time is not available.</td></tr>'
+    : '<tr><th>kernel</th><th>ms per step</th><th>launches</th></tr>' +
+      list.map((k) => `<tr><td>${k.kernel}</td><td class="n">${k.ms.toFixed(3)}</td><td class="n">${k.launches}</td></tr>`).join('');
+}
+
+const escape = (s) => s.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]);
+
+$('preset').onchange = (e) => applyPreset(e.target.value);
+for (const f of fields) $(f).onchange = plan;
+$('corpus').onchange = plan;
+$('corpus-file').onchange = async (e) => { const f = e.target.files[0]; if (f) { $('corpus').value = await f.text(); plan(); } };
+$('train').onclick = () => { ui.firstLoss = null; delete $('loss').dataset.first; send('train', { text: $('corpus').value, config: config() }); };
+$('pause').onclick = () => send($('pause').textContent === 'Pause' ? 'pause' : 'resume');
+$('reset').onclick = () => send('reset');
+$('resume-saved').onclick = () => { $('resume-saved').hidden = true; send('resume-saved'); };
+$('download').onclick = () => send('download');
+$('upload').onchange = async (e) => { const f = e.target.files[0]; if (f) send('upload', { bytes: await f.arrayBuffer(), text: $('corpus').value }); };
+$('generate').onclick = () => send('sample', { prompt: $('prompt').value, tokens: Number($('length').value),
+  temperature: Number($('temperature').value), topK: Number($('topk').value), topP: Number($('topp').value), seed: Date.now() % 1e9 });
+$('show-attention').onclick = () => send('attention', { prompt: $('prompt').value });
+$('att-layer').onchange = $('att-head').onchange = () => send('attention', { prompt: $('prompt').value });
+$('show-next').onclick = () => send('next', { prompt: $('prompt').value });
+$('show-profile').onclick = () => send('profile');
+chart();

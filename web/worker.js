@@ -1,0 +1,152 @@
+// Kiln's Web Worker: owns the WebGPU session and the training loop, so the page never freezes.
+// Messages in: {cmd, ...}; messages out: {type, ...}. Checkpoints are also kept in IndexedDB
+// so a reload (or a lost GPU device) can resume from the last one.
+import init, { Session, default_corpus, presets } from './pkg/kiln_web.js';
+
+let session = null;
+let corpus = '';      // the text being trained on
+let settings = null;  // {steps, evalEvery, sampleEvery, ...}
+let paused = false;
+let running = false;
+
+const post = (type, data = {}) => postMessage({ type, ...data });
+const fail = (e) => post('error', { message: String(e && e.message || e) });
+
+async function start() {
+  await init();
+  if (!navigator.gpu) {
+    post('no-webgpu', { reason: 'navigator.gpu is missing: this browser does not offer WebGPU here.' });
+    return;
+  }
+  try {
+    session = await Session.create();
+  } catch (e) {
+    post('no-webgpu', { reason: `WebGPU is present but gave no usable GPU adapter (${e}).` });
+    return;
+  }
+  const saved = await db('get', 'latest').catch(() => null);
+  post('ready', { adapter: session.adapter(), software: session.is_software(), limits: JSON.parse(session.limits()),
+                  presets: JSON.parse(presets()), saved: saved ? { step: saved.step, steps: saved.steps } : null });
+}
+
+onmessage = async ({ data: m }) => {
+  try {
+    switch (m.cmd) {
+      case 'plan': post('plan', { plan: JSON.parse(session.plan(JSON.stringify(m.config))) }); break;
+      case 'train': {
+        corpus = m.text || default_corpus();
+        settings = m.config;
+        const info = JSON.parse(session.start(corpus, JSON.stringify(m.config)));
+        post('started', { info, shape: JSON.parse(session.shape()), builtin: !m.text });
+        paused = false;
+        loop();
+        break;
+      }
+      case 'pause': paused = true; break;
+      case 'resume': if (!running) { paused = false; loop(); } break;
+      case 'reset': paused = true; while (running) await sleep(20); post('reset'); break;
+      case 'resume-saved': {
+        const saved = await db('get', 'latest');
+        corpus = saved.text;
+        settings = saved.settings;
+        const info = JSON.parse(session.load(saved.bytes, corpus));
+        post('started', { info, shape: JSON.parse(session.shape()), resumed: true });
+        paused = false;
+        loop();
+        break;
+      }
+      case 'upload': {
+        corpus = m.text || corpus || default_corpus();
+        const info = JSON.parse(session.load(new Uint8Array(m.bytes), corpus));
+        settings = { ...(settings || {}), steps: info.steps };
+        post('started', { info, shape: JSON.parse(session.shape()), resumed: true });
+        paused = true;
+        post('paused', { step: info.step });
+        break;
+      }
+      case 'download': {
+        const bytes = await session.checkpoint();
+        // The loss reported with the file is kiln eval's: over the corpus, or its last 64 KB.
+        const evalText = corpus.length <= 65536 ? corpus : corpus.slice(-65536);
+        post('checkpoint', { bytes, note: corpus.length <= 65536 ? 'on the whole corpus' : 'on the last 64 KB of the corpus' });
+        const loss = await session.text_loss(evalText);
+        post('checkpoint-loss', { loss });
+        break;
+      }
+      case 'sample': {
+        post('sample-start');
+        const text = await session.sample(m.prompt, m.tokens, m.temperature, m.topK, m.topP, m.seed,
+                                          (piece) => post('token', { piece }));
+        post('sampled', { text });
+        break;
+      }
+      case 'attention': post('attention', { data: JSON.parse(await session.attention(m.prompt)) }); break;
+      case 'next': post('next', { data: JSON.parse(await session.next_tokens(m.prompt, 10)) }); break;
+      case 'profile': {
+        const p = await session.profile();
+        post('profile', { data: p === null ? null : JSON.parse(p) });
+        break;
+      }
+    }
+  } catch (e) { fail(e); }
+};
+
+// Trains until done or paused: a few steps per call, posting progress after each call.
+async function loop() {
+  if (running) return;
+  running = true;
+  const chunk = session.is_software() ? 1 : 10;
+  let t0 = performance.now();
+  try {
+    for (;;) {
+      if (paused) { post('paused'); break; }
+      const r = JSON.parse(await session.train(chunk));
+      const t1 = performance.now();
+      const tps = (chunk * r.tokens_per_step) / ((t1 - t0) / 1000);
+      t0 = t1;
+      post('step', { step: r.step, loss: r.loss, lr: r.lr, tps, done: r.done, steps: settings.steps });
+      const at = (every) => every > 0 && r.step % every === 0;
+      if (at(settings.evalEvery) || r.done) {
+        post('eval', { step: r.step, val: await session.evaluate() });
+        await save(r.step);
+      }
+      if (at(settings.sampleEvery) || r.done) {
+        let text = '';
+        await session.sample('\n', 200, 0.8, 0, 1, r.step, (p) => { text += p; });
+        post('train-sample', { step: r.step, text });
+      }
+      if (at(settings.evalEvery) || at(settings.sampleEvery)) t0 = performance.now();
+      if (r.done) { post('done', { step: r.step }); break; }
+    }
+  } catch (e) {
+    fail(`training stopped: ${e}. Your last checkpoint is kept in this browser: press "Resume saved run".`);
+  }
+  running = false;
+}
+
+async function save(step) {
+  try {
+    const bytes = await session.checkpoint();
+    await db('put', 'latest', { bytes, text: corpus, settings, step, steps: settings.steps });
+  } catch (e) { /* quota or private mode: training goes on without a saved copy */ }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// A one-store IndexedDB: db('get', key) and db('put', key, value).
+function db(op, key, value) {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open('kiln', 1);
+    open.onupgradeneeded = () => open.result.createObjectStore('checkpoints');
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const tx = open.result.transaction('checkpoints', op === 'get' ? 'readonly' : 'readwrite');
+      const store = tx.objectStore('checkpoints');
+      const req = op === 'get' ? store.get(key) : store.put(value, key);
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+    };
+  });
+}
+
+start().catch(fail);
