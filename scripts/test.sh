@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README gives it and CI runs it: set-up if needed, the native
 # tests (GPU tests on whatever adapter there is: lavapipe on a machine without a GPU; with
-# REQUIRE_GPU=1 a missing adapter fails them instead of skipping), and the wasm32 build.
+# REQUIRE_GPU=1 a missing adapter fails them instead of skipping), the wasm32 build, and the
+# browser page's end-to-end test in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}" # silences the Vulkan loader's warning
 cargo build -p kiln-web --target wasm32-unknown-unknown
 cargo test --workspace
+bash tests/e2e/run.sh

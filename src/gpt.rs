@@ -245,11 +245,13 @@ impl GpuGpt {
         bytemuck::try_from_bytes::<f32>(&bytes).ok().copied()
     }
 
-    /// One full training step with every kernel timed (timestamp queries); None where the
-    /// adapter has none. It does update the parameters, like a real step.
-    pub async fn profile_step(&self, gpu: &Gpu) -> Option<Vec<(crate::gpu::Kernel, f64)>> {
-        let programs = [&self.forward, &self.loss, &self.backward, &self.optimizer];
-        crate::gpu::profile(gpu, &self.kernels, &programs, |e| e.clear_buffer(&self.s.dresidual.buffer, 0, None)).await
+    /// One training step with every kernel timed (timestamp queries); None where the adapter
+    /// has none. With `optimizer` the parameters are updated, as in a real step; without it the
+    /// model is left as it was (only gradients change).
+    pub async fn profile_step(&self, gpu: &Gpu, optimizer: bool) -> Option<Vec<(crate::gpu::Kernel, f64)>> {
+        let all = [&self.forward, &self.loss, &self.backward, &self.optimizer];
+        let programs = if optimizer { &all[..] } else { &all[..3] };
+        crate::gpu::profile(gpu, &self.kernels, programs, |e| e.clear_buffer(&self.s.dresidual.buffer, 0, None)).await
     }
 
     pub async fn read_params(&self, gpu: &Gpu) -> Vec<Vec<f32>> {

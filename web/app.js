@@ -102,7 +102,13 @@ worker.onmessage = ({ data: m }) => {
     case 'eval': $('val').textContent = m.val.toFixed(4); ui.history.val.push([m.step, m.val]); chart(); break;
     case 'train-sample': $('sample').textContent = `step ${m.step}:\n${m.text}`; break;
     case 'paused': status('paused', 'paused'); buttons('paused'); break;
-    case 'done': status('done', `done: ${m.step} steps`); buttons('done'); $('eta').textContent = '0s'; break;
+    case 'done':
+      status('done', `done: ${m.step} steps`); buttons('done'); $('eta').textContent = '0s';
+      // Fill the teaching views for the default prompt, so they are there to point at.
+      send('attention', { prompt: $('prompt').value });
+      send('next', { prompt: $('prompt').value });
+      send('profile');
+      break;
     case 'reset':
       ui.history = { train: [], val: [] }; ui.firstLoss = null; chart();
       for (const id of ['loss', 'val', 'tps', 'eta']) $(id).textContent = '–';
@@ -116,7 +122,7 @@ worker.onmessage = ({ data: m }) => {
       $('ckpt-loss').textContent = 'computing…'; $('ckpt-note').textContent = m.note;
       break;
     }
-    case 'checkpoint-loss': $('ckpt-loss').textContent = m.loss.toFixed(4); break;
+    case 'checkpoint-loss': $('ckpt-loss').textContent = m.loss.toFixed(4); $('ckpt-loss').dataset.value = m.loss; break;
     case 'sample-start': $('generated').textContent = $('prompt').value; break;
     case 'token': $('generated').textContent += m.piece; break;
     case 'attention': drawAttention(m.data); break;
@@ -190,7 +196,7 @@ function drawNext(list) {
 function drawProfile(list) {
   $('profile').innerHTML = list === null
     ? '<tr><td>This browser offers no timestamp queries, so per-kernel GPU time is not available.</td></tr>'
-    : '<tr><th>kernel</th><th>ms per step</th><th>launches</th></tr>' +
+    : '<tr><th>kernel</th><th>ms per step (AdamW not run)</th><th>launches</th></tr>' +
       list.map((k) => `<tr><td>${k.kernel}</td><td class="n">${k.ms.toFixed(3)}</td><td class="n">${k.launches}</td></tr>`).join('');
 }
 

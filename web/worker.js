@@ -7,7 +7,6 @@ let session = null;
 let corpus = '';      // the text being trained on
 let settings = null;  // {steps, evalEvery, sampleEvery, ...}
 let paused = false;
-let running = false;
 
 const post = (type, data = {}) => postMessage({ type, ...data });
 const fail = (e) => post('error', { message: String(e && e.message || e) });
@@ -25,11 +24,19 @@ async function start() {
     return;
   }
   const saved = await db('get', 'latest').catch(() => null);
-  post('ready', { adapter: session.adapter(), software: session.is_software(), limits: JSON.parse(session.limits()),
+  post('ready', { adapter: await adapterName(session.adapter()), software: session.is_software(), limits: JSON.parse(session.limits()),
                   presets: JSON.parse(presets()), saved: saved ? { step: saved.step, steps: saved.steps } : null });
 }
 
-onmessage = async ({ data: m }) => {
+// Commands run one at a time, in order (the session serves one GPU operation at a time);
+// pause and reset act at once, so they can stop a running training loop.
+let queue = Promise.resolve();
+onmessage = ({ data: m }) => {
+  if (m.cmd === 'pause' || m.cmd === 'reset') paused = true;
+  queue = queue.then(() => handle(m));
+};
+
+async function handle(m) {
   try {
     switch (m.cmd) {
       case 'plan': post('plan', { plan: JSON.parse(session.plan(JSON.stringify(m.config))) }); break;
@@ -39,12 +46,12 @@ onmessage = async ({ data: m }) => {
         const info = JSON.parse(session.start(corpus, JSON.stringify(m.config)));
         post('started', { info, shape: JSON.parse(session.shape()), builtin: !m.text });
         paused = false;
-        loop();
+        await loop();
         break;
       }
-      case 'pause': paused = true; break;
-      case 'resume': if (!running) { paused = false; loop(); } break;
-      case 'reset': paused = true; while (running) await sleep(20); post('reset'); break;
+      case 'pause': break;
+      case 'resume': paused = false; await loop(); break;
+      case 'reset': post('reset'); break;
       case 'resume-saved': {
         const saved = await db('get', 'latest');
         corpus = saved.text;
@@ -52,7 +59,7 @@ onmessage = async ({ data: m }) => {
         const info = JSON.parse(session.load(saved.bytes, corpus));
         post('started', { info, shape: JSON.parse(session.shape()), resumed: true });
         paused = false;
-        loop();
+        await loop();
         break;
       }
       case 'upload': {
@@ -89,12 +96,10 @@ onmessage = async ({ data: m }) => {
       }
     }
   } catch (e) { fail(e); }
-};
+}
 
 // Trains until done or paused: a few steps per call, posting progress after each call.
 async function loop() {
-  if (running) return;
-  running = true;
   const chunk = session.is_software() ? 1 : 10;
   let t0 = performance.now();
   try {
@@ -119,9 +124,8 @@ async function loop() {
       if (r.done) { post('done', { step: r.step }); break; }
     }
   } catch (e) {
-    fail(`training stopped: ${e}. Your last checkpoint is kept in this browser: press "Resume saved run".`);
+    fail(`training stopped: ${e}. Your last checkpoint is kept in this browser: reload and press "Resume saved run".`);
   }
-  running = false;
 }
 
 async function save(step) {
@@ -131,7 +135,14 @@ async function save(step) {
   } catch (e) { /* quota or private mode: training goes on without a saved copy */ }
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// Browsers hide the adapter's name from wgpu; GPUAdapterInfo still says what it is.
+async function adapterName(fallback) {
+  try {
+    const info = (await navigator.gpu.requestAdapter()).info;
+    const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ');
+    return name ? `${name} ${fallback.replace(/^[^(]*/, '')}` : fallback;
+  } catch (e) { return fallback; }
+}
 
 // A one-store IndexedDB: db('get', key) and db('put', key, value).
 function db(op, key, value) {

@@ -50,7 +50,7 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
     let tflops = flops_per_token * tokens_per_s / 1e12;
     let submits = (after.0 - before.0) as f64 / a.steps as f64;
     let bytes = (after.1 - before.1) as f64 / a.steps as f64;
-    let kernels = pollster::block_on(model.profile_step(&gpu)).map(|times| by_kernel(&times));
+    let kernels = pollster::block_on(model.profile_step(&gpu, true)).map(|times| by_kernel(&times));
 
     if a.json {
         let per_kernel: Vec<_> = kernels.iter().flatten().map(|(k, ns, n)| json!({"kernel": k, "ms": ns / 1e6, "launches": n})).collect();

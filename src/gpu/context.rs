@@ -14,9 +14,12 @@ pub struct Gpu {
 }
 
 /// What a person sees when there is no usable GPU, with what to do about it.
+#[cfg(not(target_arch = "wasm32"))]
 pub const NO_ADAPTER_HELP: &str = "no GPU adapter found: install a Vulkan driver (on Debian or \
 Ubuntu: apt-get install mesa-vulkan-drivers, which includes the lavapipe software driver), or \
 use a machine with Metal (macOS) or DX12 (Windows)";
+#[cfg(target_arch = "wasm32")]
+pub const NO_ADAPTER_HELP: &str = "the browser offered no WebGPU adapter";
 
 impl Gpu {
     /// Opens the best adapter available, with its full limits and the optional features Kiln
@@ -59,7 +62,9 @@ impl Gpu {
 
 impl fmt::Display for Gpu {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({:?}, {:?}", self.info.name, self.info.backend, self.info.device_type)?;
+        // Browsers may withhold the adapter's name.
+        let name = if self.info.name.is_empty() { "unnamed adapter" } else { &self.info.name };
+        write!(f, "{name} ({:?}, {:?}", self.info.backend, self.info.device_type)?;
         if self.is_software() {
             write!(f, ", software")?;
         }

@@ -239,12 +239,13 @@ impl Session {
         Ok(views::shape(&run.trainer.model.cfg))
     }
 
-    /// GPU time per kernel of one training step (JSON), or null without timestamp queries.
+    /// GPU time per kernel of one training step without its AdamW update, so the model stays
+    /// as it is (JSON), or null without timestamp queries.
     pub fn profile(&self) -> js_sys::Promise {
         with_state(&self.state, |s| async move {
             let r = async {
                 let run = s.run.as_ref().ok_or_else(|| err("press Train first"))?;
-                let times = run.trainer.model.profile_step(&s.gpu).await;
+                let times = run.trainer.model.profile_step(&s.gpu, false).await;
                 Ok(match times {
                     Some(t) => JsValue::from_str(&json!(kiln::gpu::by_kernel(&t).iter()
                         .map(|(k, ns, n)| json!({"kernel": k, "ms": ns / 1e6, "launches": n})).collect::<Vec<_>>()).to_string()),
