@@ -129,6 +129,11 @@ worker.onmessage = ({ data: m }) => {
     case 'next': drawNext(m.data); break;
     case 'profile': drawProfile(m.data); break;
     case 'error': status('error', m.message); buttons(ui.steps ? 'paused' : 'ready'); break;
+    case 'recovered':
+      // Keep the error on show; offer the last checkpoint kept in this browser.
+      if (m.saved) { $('resume-saved').hidden = false; $('resume-saved').textContent = `Resume from the last checkpoint (step ${m.saved.step} of ${m.saved.steps})`; }
+      buttons('error');
+      break;
   }
 };
 

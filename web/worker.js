@@ -124,7 +124,19 @@ async function loop() {
       if (r.done) { post('done', { step: r.step }); break; }
     }
   } catch (e) {
-    fail(`training stopped: ${e}. Your last checkpoint is kept in this browser: reload and press "Resume saved run".`);
+    fail(`training stopped: ${e}`);
+    await recover();
+  }
+}
+
+// After a failure (a lost GPU device, say): a fresh device, and the saved run offered again.
+async function recover() {
+  try {
+    session = await Session.create();
+    const saved = await db('get', 'latest').catch(() => null);
+    post('recovered', { saved: saved ? { step: saved.step, steps: saved.steps } : null });
+  } catch (e) {
+    post('error', { message: `the GPU is gone (${e}): reload the page to resume from the last checkpoint kept in this browser` });
   }
 }
 

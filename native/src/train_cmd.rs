@@ -202,6 +202,10 @@ fn train_loop(gpu: &Gpu, mut trainer: Trainer, tokenizer: &Tokenizer, s: &Settin
         let log = at(s.log_every.max(1)) || step == 1 || step == train.steps;
         let lr = trainer.lr();
         let loss = pollster::block_on(trainer.step(gpu, log));
+        if let Some(why) = gpu.failure() {
+            report.finish_progress();
+            return Err(format!("{why}; resume from the last checkpoint with: kiln train --resume {}", out.display()));
+        }
         if let Some(loss) = loss {
             if !loss.is_finite() {
                 report.finish_progress();

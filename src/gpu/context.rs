@@ -4,6 +4,7 @@
 //! rasterisers; the browser gets whatever `navigator.gpu` offers. Nothing here knows about models.
 
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 pub struct Gpu {
     pub device: wgpu::Device,
@@ -11,6 +12,9 @@ pub struct Gpu {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    /// The first device loss or uncaptured GPU error, kept instead of panicking so a front end
+    /// can stop cleanly and offer to resume (see `failure`).
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 /// What a person sees when there is no usable GPU, with what to do about it.
@@ -41,7 +45,27 @@ impl Gpu {
             })
             .await
             .map_err(|e| format!("the GPU adapter '{}' refused a device: {e}", info.name))?;
-        Ok(Gpu { device, queue, info, limits, features })
+        let failure = Arc::new(Mutex::new(None));
+        let keep = |failure: &Arc<Mutex<Option<String>>>, what: String| {
+            let mut slot = failure.lock().unwrap_or_else(|e| e.into_inner());
+            slot.get_or_insert(what);
+        };
+        let f = failure.clone();
+        device.set_device_lost_callback(move |reason, msg| keep(&f, format!("the GPU device was lost ({reason:?}): {msg}")));
+        // In the browser an uncaptured error is kept for the page to report; natively wgpu's
+        // default (a panic naming the error) stays, so tests fail loudly on any misuse.
+        #[cfg(target_arch = "wasm32")]
+        {
+            let f = failure.clone();
+            device.on_uncaptured_error(Arc::new(move |e| keep(&f, format!("GPU error: {e}"))));
+        }
+        Ok(Gpu { device, queue, info, limits, features, failure })
+    }
+
+    /// The device loss or GPU error seen so far, if any. Once set, results computed since are
+    /// not to be trusted and the device should be replaced.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// True for CPU-backed adapters such as lavapipe or SwiftShader: fine for correctness, slow.

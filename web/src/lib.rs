@@ -53,8 +53,12 @@ where
     future_to_promise(async move {
         let state = cell.borrow_mut().take().ok_or_else(|| err("busy: another GPU operation is still running"))?;
         let (state, result) = f(state).await;
+        let lost = state.gpu.failure();
         *cell.borrow_mut() = Some(state);
-        result
+        match lost {
+            Some(why) => Err(err(why)),
+            None => result,
+        }
     })
 }
 
