@@ -82,6 +82,8 @@ worker.onmessage = ({ data: m }) => {
       $('shape').innerHTML = '<tr><th>part</th><th>shape</th><th>parameters</th></tr>' +
         m.shape.rows.map((r) => `<tr><td>${r.part}</td><td>${r.shape}</td><td class="n">${r.params.toLocaleString()}</td></tr>`).join('') +
         `<tr><th>total</th><th></th><th class="n">${m.shape.total.toLocaleString()}</th></tr>`;
+      $('step').textContent = `${m.info.step} / ${m.info.steps}`;
+      $('bar').value = m.info.step / m.info.steps;
       status('training', m.resumed ? `training (resumed at step ${m.info.step})` : 'training');
       buttons('training');
       break;

@@ -74,6 +74,18 @@ test('trains in the browser', { timeout: 30 * 60_000 }, async (t) => {
     log(`native loss ${native}, page loss ${pageLoss}, relative difference ${rel.toExponential(2)}`);
     assert.ok(rel <= 1e-3, `kiln eval gives loss ${native}, the page ${pageLoss}: they differ by ${rel} (> 1e-3)`);
 
+    // The run survives a reload (IndexedDB), and the downloaded file loads back into the page.
+    await page.reload();
+    await waitForState(page, 'ready', { timeoutMs: 120_000, failStates: ['no-webgpu', 'error'] });
+    const offer = page.locator(tid('resume-saved'));
+    assert.ok(await offer.isVisible(), 'after a reload the page does not offer the saved run');
+    assert.match(await offer.innerText(), new RegExp(`step ${STEPS}\\b`), 'the saved run is not the finished one');
+    await page.fill(tid('corpus-input'), corpus);
+    await page.setInputFiles(tid('upload-checkpoint'), ckpt);
+    const loaded = await waitForState(page, 'paused', { timeoutMs: 120_000, failStates: ['error'] });
+    assert.ok(loaded.step.startsWith(String(STEPS)), `the uploaded checkpoint shows step "${loaded.step}"`);
+    log('reload offered the saved run; the uploaded checkpoint loaded at its step');
+
     t.diagnostic(`adapter: ${done.adapter}`);
     t.diagnostic(`tokens/s: ${done.tps}`);
     t.diagnostic(`loss: first ${done.firstLoss}, last ${done.loss}; checkpoint: page ${pageLoss}, native ${native}`);
