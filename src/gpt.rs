@@ -64,7 +64,7 @@ pub struct GpuGpt {
     pub grads: Vec<GpuTensor>,
     pub adam_m: Vec<GpuTensor>,
     pub adam_v: Vec<GpuTensor>,
-    kernels: Kernels,
+    kernels: std::rc::Rc<Kernels>,
     step_uniform: wgpu::Buffer,
     blocks: Vec<BlockActs>,
     s: Shared,
@@ -154,7 +154,7 @@ impl GpuGpt {
         });
         let mut model = GpuGpt {
             cfg, b, t, table, params: gparams, grads, adam_m, adam_v,
-            kernels: Kernels::new(gpu), step_uniform, blocks, s,
+            kernels: gpu.kernels(), step_uniform, blocks, s,
             forward: Program::default(), loss: Program::default(), eval: Program::default(),
             backward: Program::default(), optimizer: Program::default(), loss_staging,
             traffic: std::cell::Cell::new((0, 0)),

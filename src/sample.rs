@@ -29,7 +29,7 @@ impl Default for SampleOptions {
 
 pub struct Generator {
     pub cfg: ModelConfig,
-    kernels: Kernels,
+    kernels: std::rc::Rc<Kernels>,
     cursor: GpuTensor,       // (2): token, position
     logits: GpuTensor,       // (V)
     /// Attention probabilities of the newest position, per layer: (NH, maxT).
@@ -44,7 +44,7 @@ impl Generator {
     /// Builds the decode program over parameter buffers in `param_table` order (a training
     /// model's, or ones uploaded from a checkpoint).
     pub fn new(gpu: &Gpu, cfg: ModelConfig, params: &[wgpu::Buffer]) -> Generator {
-        let kernels = Kernels::new(gpu);
+        let kernels = gpu.kernels();
         let (c, v, nh, t) = (cfg.n_embd, cfg.vocab_size, cfg.n_head, cfg.block_size);
         let z = |label: &str, len: usize| GpuTensor::zeros(gpu, label, len);
         let (cursor, logits) = (z("cursor", 2), z("decode logits", v));

@@ -15,6 +15,8 @@ pub struct Gpu {
     /// The first device loss or uncaptured GPU error, kept instead of panicking so a front end
     /// can stop cleanly and offer to resume (see `failure`).
     failure: Arc<Mutex<Option<String>>>,
+    /// Every compute pipeline, compiled on first use and shared by all models on this device.
+    kernels: std::cell::OnceCell<std::rc::Rc<super::Kernels>>,
 }
 
 /// What a person sees when there is no usable GPU, with what to do about it.
@@ -59,7 +61,12 @@ impl Gpu {
             let f = failure.clone();
             device.on_uncaptured_error(Arc::new(move |e| keep(&f, format!("GPU error: {e}"))));
         }
-        Ok(Gpu { device, queue, info, limits, features, failure })
+        Ok(Gpu { device, queue, info, limits, features, failure, kernels: Default::default() })
+    }
+
+    /// The compiled pipelines of every kernel (compiled once per device, on first use).
+    pub fn kernels(&self) -> std::rc::Rc<super::Kernels> {
+        self.kernels.get_or_init(|| std::rc::Rc::new(super::Kernels::new(self))).clone()
     }
 
     /// The device loss or GPU error seen so far, if any. Once set, results computed since are
