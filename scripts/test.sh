@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}" # silences the Vulkan loader's warning
-cargo build -p kiln-web --target wasm32-unknown-unknown
-cargo test --workspace
+# Release builds throughout: the end-to-end test needs them, and sharing one profile compiles
+# the dependencies (wgpu, naga, tokenizers) once instead of twice on each target.
+cargo build --release -p kiln-web --target wasm32-unknown-unknown
+cargo test --release --workspace
 bash tests/e2e/run.sh
