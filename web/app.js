@@ -104,6 +104,8 @@ worker.onmessage = ({ data: m }) => {
     case 'eval': $('val').textContent = m.val.toFixed(4); ui.history.val.push([m.step, m.val]); chart(); break;
     case 'train-sample': $('sample').textContent = `step ${m.step}:\n${m.text}`; break;
     case 'paused': status('paused', 'paused'); buttons('paused'); break;
+    case 'resumed': status('training', 'training'); buttons('training'); break;
+    case 'view-error': $('next').innerHTML = `<p class="note">${escape(m.message)}</p>`; break;
     case 'done':
       status('done', `done: ${m.step} steps`); buttons('done'); $('eta').textContent = '0s';
       // Fill the teaching views for the default prompt, so they are there to point at.

@@ -50,7 +50,7 @@ async function handle(m) {
         break;
       }
       case 'pause': break;
-      case 'resume': paused = false; await loop(); break;
+      case 'resume': paused = false; post('resumed'); await loop(); break;
       case 'reset': post('reset'); break;
       case 'resume-saved': {
         const saved = await db('get', 'latest');
@@ -87,8 +87,14 @@ async function handle(m) {
         post('sampled', { text });
         break;
       }
-      case 'attention': post('attention', { data: JSON.parse(await session.attention(m.prompt)) }); break;
-      case 'next': post('next', { data: JSON.parse(await session.next_tokens(m.prompt, 10)) }); break;
+      // The views report their own trouble (a prompt the model cannot read, say) beside
+      // themselves, not as the page's status.
+      case 'attention':
+        try { post('attention', { data: JSON.parse(await session.attention(m.prompt)) }); } catch (e) { post('view-error', { message: String(e) }); }
+        break;
+      case 'next':
+        try { post('next', { data: JSON.parse(await session.next_tokens(m.prompt, 10)) }); } catch (e) { post('view-error', { message: String(e) }); }
+        break;
       case 'profile': {
         const p = await session.profile();
         post('profile', { data: p === null ? null : JSON.parse(p) });

@@ -1,7 +1,8 @@
 // End-to-end tests of the browser build: the real page, served by `kiln serve`, in headless
 // Chromium. One test trains a tiny model in the page on WebGPU (SwiftShader on a machine without a
 // GPU), downloads its checkpoint and checks that the native `kiln eval` gives the loss the page
-// gave; the other starts Chromium without WebGPU and checks that the page says so plainly.
+// gave; one pauses, resumes and resets a run; the last starts Chromium without WebGPU and checks
+// that the page says so plainly.
 // Run through tests/e2e/run.sh, which builds what these need. Slow on a CPU: minutes.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -119,6 +120,38 @@ test('says clearly when WebGPU is missing', { timeout: 5 * 60_000 }, async () =>
     log(`no-webgpu page says: ${said.replace(/\s+/g, ' ').slice(0, 200)}`);
     assert.match(said, /WebGPU/, 'neither the status nor a visible no-webgpu box mentions WebGPU');
     assert.match(said, /Chrome|Edge|Safari|Firefox/, 'neither the status nor a visible no-webgpu box names a browser');
+  } finally {
+    await browser?.close();
+    await server.stop();
+  }
+});
+
+test('pauses, resumes and resets', { timeout: 15 * 60_000 }, async () => {
+  const server = await startServer();
+  let browser;
+  try {
+    browser = await launchBrowser(WEBGPU_FLAGS);
+    const { page } = browser;
+    await page.goto(server.url);
+    await waitForState(page, 'ready', { timeoutMs: 120_000, failStates: ['no-webgpu', 'error'] });
+    await page.selectOption(tid('preset-select'), 'tiny');
+    await page.fill(tid('corpus-input'), 'To be, or not to be, that is the question. '.repeat(200));
+    await page.fill(tid('steps-input'), '30');
+    await page.fill(tid('batch-input'), '4');
+    await page.fill(tid('block-input'), '16');
+    await page.click(tid('train-button'));
+    await waitUntil(page, 'step 3', (r) => num(r.step) >= 3, { timeoutMs: 120_000, failStates: ['error'] });
+    await page.click(tid('pause-button'));
+    const paused = await waitForState(page, 'paused', { timeoutMs: 60_000, failStates: ['error'] });
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.equal((await readouts(page)).step, paused.step, 'training went on while paused');
+    await page.click(tid('pause-button')); // now labelled Resume
+    const done = await waitForState(page, 'done', { timeoutMs: 600_000, failStates: ['error'] });
+    assert.ok(done.step.startsWith('30'), `finished at "${done.step}"`);
+    log(`paused at ${paused.step}, resumed, finished at ${done.step}`);
+    await page.click(tid('reset-button'));
+    const reset = await waitForState(page, 'ready', { timeoutMs: 60_000, failStates: ['error'] });
+    assert.equal(reset.step, '0');
   } finally {
     await browser?.close();
     await server.stop();

@@ -13,7 +13,7 @@ pub async fn attention(gpu: &Gpu, run: &mut Run, prompt: &str) -> Result<JsValue
     let mut ids = run.tokenizer.encode(prompt).map_err(err)?;
     ids.truncate(cfg.block_size);
     if ids.is_empty() {
-        return Err(err("type a prompt first"));
+        return Err(err("the prompt has no characters this model knows: type some from its corpus"));
     }
     let (nh, max_t) = (cfg.n_head, cfg.block_size);
     let mut layers = vec![vec![Vec::new(); nh]; cfg.n_layer];
@@ -35,7 +35,7 @@ pub async fn attention(gpu: &Gpu, run: &mut Run, prompt: &str) -> Result<JsValue
 pub async fn next_tokens(gpu: &Gpu, run: &mut Run, prompt: &str, count: usize) -> Result<JsValue, JsValue> {
     let ids = run.tokenizer.encode(prompt).map_err(err)?;
     if ids.is_empty() {
-        return Err(err("type a prompt first"));
+        return Err(err("the prompt has no characters this model knows: type some from its corpus"));
     }
     let logits = run.generator.prefill(gpu, &ids).await;
     let probs = kiln::sample::softmax(&logits);
