@@ -19,6 +19,10 @@ fn main() {
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help and --version print to stdout
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprint!("{e}"); // plain `kiln`: the list of commands
+            std::process::exit(2);
+        }
         Err(e) => {
             // clap's message, first line only, and the house exit status for bad input.
             let msg = e.to_string();
