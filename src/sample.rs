@@ -97,39 +97,38 @@ impl Generator {
     /// Feeds one token at the next position and returns the logits for the token after it.
     /// Sync point: reads back V logits.
     pub async fn feed(&mut self, gpu: &Gpu, token: u32) -> Vec<f32> {
-        if self.context.len() == self.cfg.block_size {
-            // Cache full: keep the newest half and rebuild the cache from position 0.
-            let keep = self.context.split_off(self.cfg.block_size - self.cfg.block_size / 2);
-            self.context.clear();
-            for &t in &keep {
-                self.step(gpu, t);
-            }
-        }
         self.step(gpu, token);
         self.logits.read_f32(gpu).await
     }
 
+    /// Runs one position without reading anything back, sliding the window first when the
+    /// cache is full: the newest half of the context is fed again from position 0.
     fn step(&mut self, gpu: &Gpu, token: u32) {
+        if self.context.len() == self.cfg.block_size {
+            let keep = self.context.split_off(self.cfg.block_size - self.cfg.block_size / 2);
+            self.context.clear();
+            for &t in &keep {
+                self.submit(gpu, t);
+            }
+        }
+        self.submit(gpu, token);
+    }
+
+    fn submit(&mut self, gpu: &Gpu, token: u32) {
         let pos = self.context.len() as u32;
         self.cursor.write_u32(gpu, &[token, pos]);
         self.program.submit(gpu, &self.kernels);
         self.context.push(token);
     }
 
-    /// Logits after feeding all of `tokens` (from an empty cache).
+    /// Logits after feeding all of `tokens` (from an empty cache); only the last is read back.
     pub async fn prefill(&mut self, gpu: &Gpu, tokens: &[u32]) -> Vec<f32> {
         self.reset();
-        let mut logits = Vec::new();
-        for (i, &t) in tokens.iter().enumerate() {
-            if i + 1 == tokens.len() {
-                logits = self.feed(gpu, t).await;
-            } else if self.context.len() == self.cfg.block_size {
-                self.feed(gpu, t).await;
-            } else {
-                self.step(gpu, t);
-            }
+        let Some((&last, rest)) = tokens.split_last() else { return Vec::new() };
+        for &t in rest {
+            self.step(gpu, t);
         }
-        logits
+        self.feed(gpu, last).await
     }
 
     /// Generates up to `max_tokens` after `prompt`, calling `on_token` with each new token as
