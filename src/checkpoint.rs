@@ -99,7 +99,8 @@ impl Checkpoint {
 
     /// Reads the packed form written by `to_packed`.
     pub fn from_packed(bytes: &[u8]) -> Result<Checkpoint, String> {
-        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| format!("the packed checkpoint is truncated or corrupt: {e}"))?;
+        let (_, meta) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| format!("the packed checkpoint is truncated or corrupt: {e}"))?;
         let meta = meta.metadata().clone().unwrap_or_default();
         if !meta.contains_key(CONFIG) {
             return Err("this safetensors file is not a packed Kiln checkpoint (no config.json inside)".into());
@@ -145,7 +146,10 @@ pub fn parse_config_json(bytes: &[u8]) -> Result<ModelConfig, String> {
         }
     }
     let field = |name: &str| {
-        v.get(name).and_then(Value::as_u64).map(|x| x as usize).ok_or_else(|| format!("{CONFIG} lacks a whole number '{name}'"))
+        v.get(name)
+            .and_then(Value::as_u64)
+            .map(|x| x as usize)
+            .ok_or_else(|| format!("{CONFIG} lacks a whole number '{name}'"))
     };
     if let Some(act) = v.get("activation_function").and_then(Value::as_str) {
         if act != "gelu_new" && act != "gelu_pytorch_tanh" {
@@ -172,12 +176,16 @@ fn tensors_to_bytes(table: &[ParamSpec], groups: &[(&str, &Vec<Vec<f32>>)]) -> V
     tensors_to_bytes_with(table, groups, metadata)
 }
 
-fn tensors_to_bytes_with(table: &[ParamSpec], groups: &[(&str, &Vec<Vec<f32>>)],
-                         metadata: std::collections::HashMap<String, String>) -> Vec<u8> {
+fn tensors_to_bytes_with(
+    table: &[ParamSpec],
+    groups: &[(&str, &Vec<Vec<f32>>)],
+    metadata: std::collections::HashMap<String, String>,
+) -> Vec<u8> {
     let mut views = Vec::new();
     for (prefix, tensors) in groups {
         for (spec, data) in table.iter().zip(tensors.iter()) {
-            let view = TensorView::new(Dtype::F32, spec.shape.clone(), bytemuck::cast_slice(data)).expect("shape matches");
+            let view =
+                TensorView::new(Dtype::F32, spec.shape.clone(), bytemuck::cast_slice(data)).expect("shape matches");
             views.push((format!("{prefix}{}", spec.name), view));
         }
     }
@@ -196,7 +204,11 @@ fn tensors_from_bytes(bytes: &[u8], table: &[ParamSpec], prefix: &str, file: &st
                 .or_else(|_| st.tensor(&format!("transformer.{name}")))
                 .map_err(|_| format!("{file} has no tensor {name}: it is not a checkpoint of this model shape"))?;
             if view.shape() != spec.shape.as_slice() {
-                return Err(format!("{file}: {name} has shape {:?}, but config.json implies {:?}", view.shape(), spec.shape));
+                return Err(format!(
+                    "{file}: {name} has shape {:?}, but config.json implies {:?}",
+                    view.shape(),
+                    spec.shape
+                ));
             }
             match view.dtype() {
                 Dtype::F32 => Ok(bytemuck::pod_collect_to_vec(view.data())),

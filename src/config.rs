@@ -33,7 +33,7 @@ impl ModelConfig {
         if self.vocab_size == 0 {
             return Err("the vocabulary is empty".into());
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return Err(format!(
                 "{} heads do not divide {} channels: choose heads that divide the channel count",
                 self.n_head, self.n_embd
@@ -90,10 +90,7 @@ impl TrainConfig {
             return Err("batch and block must be at least 1".into());
         }
         if self.seq_len > model.block_size {
-            return Err(format!(
-                "block {} is longer than the model's {} positions",
-                self.seq_len, model.block_size
-            ));
+            return Err(format!("block {} is longer than the model's {} positions", self.seq_len, model.block_size));
         }
         Ok(())
     }

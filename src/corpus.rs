@@ -13,6 +13,9 @@ pub fn text_from_bytes(bytes: Vec<u8>, what: &str) -> Result<String, String> {
         return Err(format!("{what} looks binary (it contains NUL bytes): give a plain text file"));
     }
     String::from_utf8(bytes).map_err(|e| {
-        format!("{what} is not UTF-8 text (invalid byte at offset {}): convert it to UTF-8 first", e.utf8_error().valid_up_to())
+        format!(
+            "{what} is not UTF-8 text (invalid byte at offset {}): convert it to UTF-8 first",
+            e.utf8_error().valid_up_to()
+        )
     })
 }

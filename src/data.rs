@@ -23,7 +23,9 @@ impl Dataset {
         if split < t + 1 {
             return Err(format!(
                 "the corpus is too short: {} training tokens, but one block of {} needs {}",
-                split, t, t + 1
+                split,
+                t,
+                t + 1
             ));
         }
         if val > 0 && val < t + 1 {

@@ -28,11 +28,7 @@ impl MemoryPlan {
             ("token embedding (vocabulary x channels)", f(v * c)),
         ];
         let largest = candidates.into_iter().max_by_key(|x| x.1).unwrap();
-        MemoryPlan {
-            param_bytes: f(4 * num_params(cfg)),
-            activation_bytes: f(l * per_layer + shared),
-            largest,
-        }
+        MemoryPlan { param_bytes: f(4 * num_params(cfg)), activation_bytes: f(l * per_layer + shared), largest }
     }
 
     pub fn total_bytes(&self) -> u64 {
@@ -41,7 +37,7 @@ impl MemoryPlan {
 
     /// Refuses a plan whose largest buffer exceeds what the adapter can bind or allocate.
     pub fn check(&self, limits: &wgpu::Limits) -> Result<(), String> {
-        let bind = limits.max_storage_buffer_binding_size as u64;
+        let bind = limits.max_storage_buffer_binding_size;
         let alloc = limits.max_buffer_size;
         let cap = bind.min(alloc);
         let (what, bytes) = self.largest;
@@ -50,7 +46,9 @@ impl MemoryPlan {
             return Err(format!(
                 "this model and batch need a {} MiB buffer for the {what}, over this adapter's {limit} of {} MiB: \
                  use a batch or block about {:.0}% as large, or a smaller vocabulary",
-                mib(bytes), mib(cap), 100.0 * cap as f64 / bytes as f64
+                mib(bytes),
+                mib(cap),
+                100.0 * cap as f64 / bytes as f64
             ));
         }
         Ok(())

@@ -30,8 +30,8 @@ impl Default for SampleOptions {
 pub struct Generator {
     pub cfg: ModelConfig,
     kernels: std::rc::Rc<Kernels>,
-    cursor: GpuTensor,       // (2): token, position
-    logits: GpuTensor,       // (V)
+    cursor: GpuTensor, // (2): token, position
+    logits: GpuTensor, // (V)
     /// Attention probabilities of the newest position, per layer: (NH, maxT).
     pub att: Vec<GpuTensor>,
     program: Program,
@@ -48,38 +48,111 @@ impl Generator {
         let (c, v, nh, t) = (cfg.n_embd, cfg.vocab_size, cfg.n_head, cfg.block_size);
         let z = |label: &str, len: usize| GpuTensor::zeros(gpu, label, len);
         let (cursor, logits) = (z("cursor", 2), z("decode logits", v));
-        let (x, ln, qkv, atty, proj, res2, fch, fch_gelu) =
-            (z("x", c), z("ln", c), z("qkv", 3 * c), z("atty", c), z("proj", c), z("res2", c), z("fch", 4 * c), z("fch_gelu", 4 * c));
+        let (x, ln, qkv, atty, proj, res2, fch, fch_gelu) = (
+            z("x", c),
+            z("ln", c),
+            z("qkv", 3 * c),
+            z("atty", c),
+            z("proj", c),
+            z("res2", c),
+            z("fch", 4 * c),
+            z("fch_gelu", 4 * c),
+        );
         let (mean, rstd) = (z("mean", 1), z("rstd", 1));
         let att: Vec<_> = (0..cfg.n_layer).map(|_| z("decode att", nh * t)).collect();
         let caches: Vec<_> = (0..cfg.n_layer).map(|_| (z("cache k", t * c), z("cache v", t * c))).collect();
         let u = |x: usize| x as u32;
         let no_bias = z("no bias", 1);
-        let mm = |out: &GpuTensor, a: &GpuTensor, w: &wgpu::Buffer, bias: Option<&wgpu::Buffer>, n: usize, k: usize, tb: bool| {
+        let mm = |out: &GpuTensor,
+                  a: &GpuTensor,
+                  w: &wgpu::Buffer,
+                  bias: Option<&wgpu::Buffer>,
+                  n: usize,
+                  k: usize,
+                  tb: bool| {
             let params = [1, u(n), u(k), 0, tb as u32, bias.is_some() as u32];
-            kernels.dispatch(gpu, Kernel::Matmul, &params, &[&out.buffer, &a.buffer, w, bias.unwrap_or(&no_bias.buffer)], [u(n.div_ceil(64)), 1, 1])
+            kernels.dispatch(
+                gpu,
+                Kernel::Matmul,
+                &params,
+                &[&out.buffer, &a.buffer, w, bias.unwrap_or(&no_bias.buffer)],
+                [u(n.div_ceil(64)), 1, 1],
+            )
         };
         let mut prog = Program::default();
-        prog.push(kernels.dispatch(gpu, Kernel::DecodeEmbed, &[u(c)], &[&x.buffer, &cursor.buffer, &params[WTE], &params[WPE]], [u(c.div_ceil(64)), 1, 1]));
+        prog.push(kernels.dispatch(
+            gpu,
+            Kernel::DecodeEmbed,
+            &[u(c)],
+            &[&x.buffer, &cursor.buffer, &params[WTE], &params[WPE]],
+            [u(c.div_ceil(64)), 1, 1],
+        ));
         for l in 0..cfg.n_layer {
             let w = block_params(l);
             let (ck, cv) = &caches[l];
-            prog.push(kernels.dispatch(gpu, Kernel::LayernormForward, &[1, u(c)], &[&ln.buffer, &mean.buffer, &rstd.buffer, &x.buffer, &params[w.ln_1_w], &params[w.ln_1_b]], [1, 1, 1]));
+            prog.push(kernels.dispatch(
+                gpu,
+                Kernel::LayernormForward,
+                &[1, u(c)],
+                &[&ln.buffer, &mean.buffer, &rstd.buffer, &x.buffer, &params[w.ln_1_w], &params[w.ln_1_b]],
+                [1, 1, 1],
+            ));
             prog.push(mm(&qkv, &ln, &params[w.c_attn_w], Some(&params[w.c_attn_b]), 3 * c, c, false));
-            prog.push(kernels.dispatch(gpu, Kernel::KvAppend, &[u(c)], &[&ck.buffer, &cv.buffer, &qkv.buffer, &cursor.buffer], [u(c.div_ceil(64)), 1, 1]));
-            prog.push(kernels.dispatch(gpu, Kernel::AttentionDecode, &[u(c), u(nh), u(t)],
-                &[&atty.buffer, &att[l].buffer, &qkv.buffer, &ck.buffer, &cv.buffer, &cursor.buffer], [u(nh.div_ceil(64)), 1, 1]));
+            prog.push(kernels.dispatch(
+                gpu,
+                Kernel::KvAppend,
+                &[u(c)],
+                &[&ck.buffer, &cv.buffer, &qkv.buffer, &cursor.buffer],
+                [u(c.div_ceil(64)), 1, 1],
+            ));
+            prog.push(kernels.dispatch(
+                gpu,
+                Kernel::AttentionDecode,
+                &[u(c), u(nh), u(t)],
+                &[&atty.buffer, &att[l].buffer, &qkv.buffer, &ck.buffer, &cv.buffer, &cursor.buffer],
+                [u(nh.div_ceil(64)), 1, 1],
+            ));
             prog.push(mm(&proj, &atty, &params[w.attn_proj_w], Some(&params[w.attn_proj_b]), c, c, false));
-            prog.push(kernels.dispatch(gpu, Kernel::ResidualForward, &[u(c)], &[&res2.buffer, &x.buffer, &proj.buffer], [1, 1, 1]));
-            prog.push(kernels.dispatch(gpu, Kernel::LayernormForward, &[1, u(c)], &[&ln.buffer, &mean.buffer, &rstd.buffer, &res2.buffer, &params[w.ln_2_w], &params[w.ln_2_b]], [1, 1, 1]));
+            prog.push(kernels.dispatch(
+                gpu,
+                Kernel::ResidualForward,
+                &[u(c)],
+                &[&res2.buffer, &x.buffer, &proj.buffer],
+                [1, 1, 1],
+            ));
+            prog.push(kernels.dispatch(
+                gpu,
+                Kernel::LayernormForward,
+                &[1, u(c)],
+                &[&ln.buffer, &mean.buffer, &rstd.buffer, &res2.buffer, &params[w.ln_2_w], &params[w.ln_2_b]],
+                [1, 1, 1],
+            ));
             prog.push(mm(&fch, &ln, &params[w.c_fc_w], Some(&params[w.c_fc_b]), 4 * c, c, false));
-            prog.push(kernels.dispatch(gpu, Kernel::GeluForward, &[u(4 * c)], &[&fch_gelu.buffer, &fch.buffer], [u((4 * c).div_ceil(256)), 1, 1]));
+            prog.push(kernels.dispatch(
+                gpu,
+                Kernel::GeluForward,
+                &[u(4 * c)],
+                &[&fch_gelu.buffer, &fch.buffer],
+                [u((4 * c).div_ceil(256)), 1, 1],
+            ));
             prog.push(mm(&proj, &fch_gelu, &params[w.mlp_proj_w], Some(&params[w.mlp_proj_b]), c, 4 * c, false));
             // The block's output becomes the next block's input.
-            prog.push(kernels.dispatch(gpu, Kernel::ResidualForward, &[u(c)], &[&x.buffer, &res2.buffer, &proj.buffer], [1, 1, 1]));
+            prog.push(kernels.dispatch(
+                gpu,
+                Kernel::ResidualForward,
+                &[u(c)],
+                &[&x.buffer, &res2.buffer, &proj.buffer],
+                [1, 1, 1],
+            ));
         }
         let f = ln_f(&cfg);
-        prog.push(kernels.dispatch(gpu, Kernel::LayernormForward, &[1, u(c)], &[&ln.buffer, &mean.buffer, &rstd.buffer, &x.buffer, &params[f], &params[f + 1]], [1, 1, 1]));
+        prog.push(kernels.dispatch(
+            gpu,
+            Kernel::LayernormForward,
+            &[1, u(c)],
+            &[&ln.buffer, &mean.buffer, &rstd.buffer, &x.buffer, &params[f], &params[f + 1]],
+            [1, 1, 1],
+        ));
         prog.push(mm(&logits, &ln, &params[WTE], None, v, c, true));
         let mut buffers = vec![x, ln, qkv, atty, proj, res2, fch, fch_gelu, mean, rstd, no_bias];
         for (k, v) in caches {
@@ -133,8 +206,14 @@ impl Generator {
 
     /// Generates up to `max_tokens` after `prompt`, calling `on_token` with each new token as
     /// soon as it exists; `on_token` returns false to stop early.
-    pub async fn generate(&mut self, gpu: &Gpu, prompt: &[u32], max_tokens: usize, opts: &SampleOptions,
-                          mut on_token: impl FnMut(u32) -> bool) -> Vec<u32> {
+    pub async fn generate(
+        &mut self,
+        gpu: &Gpu,
+        prompt: &[u32],
+        max_tokens: usize,
+        opts: &SampleOptions,
+        mut on_token: impl FnMut(u32) -> bool,
+    ) -> Vec<u32> {
         let mut rng = Rng::new(opts.seed);
         // An empty prompt starts from token 0 (a newline in char vocabularies of most texts).
         let start = if prompt.is_empty() { vec![0] } else { prompt.to_vec() };

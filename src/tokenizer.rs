@@ -23,7 +23,8 @@ impl Tokenizer {
         if chars.is_empty() {
             return Err("the corpus is empty".into());
         }
-        let vocab: tokenizers::models::bpe::Vocab = chars.iter().enumerate().map(|(i, c)| (c.to_string(), i as u32)).collect();
+        let vocab: tokenizers::models::bpe::Vocab =
+            chars.iter().enumerate().map(|(i, c)| (c.to_string(), i as u32)).collect();
         let bpe = BPE::builder().vocab_and_merges(vocab, vec![]).build().map_err(|e| e.to_string())?;
         let mut inner = tokenizers::Tokenizer::new(bpe);
         inner.with_decoder(Some(Fuse::new()));
@@ -33,7 +34,9 @@ impl Tokenizer {
     /// A byte-level BPE with `vocab_size` tokens (at least 256 + 1) trained on `text`.
     pub fn bpe(text: &str, vocab_size: usize) -> Result<Tokenizer, String> {
         if vocab_size < 257 {
-            return Err(format!("a byte-level BPE needs at least 257 tokens (256 bytes and an end-of-text token), got {vocab_size}"));
+            return Err(format!(
+                "a byte-level BPE needs at least 257 tokens (256 bytes and an end-of-text token), got {vocab_size}"
+            ));
         }
         let mut trainer = BpeTrainerBuilder::new()
             .vocab_size(vocab_size)

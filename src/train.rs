@@ -25,8 +25,14 @@ pub struct Trainer {
 impl Trainer {
     /// Puts `params` (one Vec per parameter tensor) on the GPU and prepares `eval_batches`
     /// fixed validation batches.
-    pub fn new(gpu: &Gpu, cfg: ModelConfig, train: TrainConfig, data: Dataset, params: &[Vec<f32>], eval_count: usize)
-        -> Result<Trainer, String> {
+    pub fn new(
+        gpu: &Gpu,
+        cfg: ModelConfig,
+        train: TrainConfig,
+        data: Dataset,
+        params: &[Vec<f32>],
+        eval_count: usize,
+    ) -> Result<Trainer, String> {
         cfg.validate()?;
         train.validate(&cfg)?;
         let model = GpuGpt::new(gpu, cfg, params, train.batch_size, train.seq_len, &train)?;
@@ -74,8 +80,14 @@ impl Trainer {
 
 impl Trainer {
     /// Continues a run from its saved state: parameters, AdamW moments, step and data position.
-    pub fn resume(gpu: &Gpu, cfg: ModelConfig, state: &TrainState, data: Dataset, params: &[Vec<f32>], eval_count: usize)
-        -> Result<Trainer, String> {
+    pub fn resume(
+        gpu: &Gpu,
+        cfg: ModelConfig,
+        state: &TrainState,
+        data: Dataset,
+        params: &[Vec<f32>],
+        eval_count: usize,
+    ) -> Result<Trainer, String> {
         let mut trainer = Trainer::new(gpu, cfg, state.train.clone(), data, params, eval_count)?;
         if state.adam_m.len() != trainer.model.params.len() || state.adam_v.len() != trainer.model.params.len() {
             return Err("the optimizer state does not match the model".into());
@@ -91,7 +103,8 @@ impl Trainer {
     pub async fn checkpoint(&self, gpu: &Gpu, tokenizer_json: String, run: serde_json::Value) -> Checkpoint {
         let params = self.model.read_params(gpu).await;
         let (adam_m, adam_v) = self.model.read_adam_state(gpu).await;
-        let state = TrainState { train: self.train.clone(), step: self.step, rng_state: self.rng.state(), adam_m, adam_v, run };
+        let state =
+            TrainState { train: self.train.clone(), step: self.step, rng_state: self.rng.state(), adam_m, adam_v, run };
         Checkpoint { cfg: self.model.cfg, params, tokenizer_json, state: Some(state) }
     }
 
@@ -105,8 +118,13 @@ impl Trainer {
 /// Mean loss of `params` over all of `tokens`: windows of T + 1 tokens starting every T tokens
 /// (T the block size), each predicting its last T tokens; a tail shorter than a window is left
 /// out. Returns the loss and the number of windows.
-pub async fn text_loss(gpu: &Gpu, cfg: ModelConfig, params: &[Vec<f32>], tokens: &[u32], batch: usize)
-    -> Result<(f32, usize), String> {
+pub async fn text_loss(
+    gpu: &Gpu,
+    cfg: ModelConfig,
+    params: &[Vec<f32>],
+    tokens: &[u32],
+    batch: usize,
+) -> Result<(f32, usize), String> {
     let t = cfg.block_size;
     let windows: Vec<(Vec<u32>, Vec<u32>)> = (0..)
         .map(|i| i * t)
@@ -120,7 +138,9 @@ pub async fn text_loss(gpu: &Gpu, cfg: ModelConfig, params: &[Vec<f32>], tokens:
     let train = TrainConfig::default();
     let mut sum = 0.0f64;
     let full = windows.len() / batch * batch;
-    let join = |ws: &[(Vec<u32>, Vec<u32>)]| (ws.iter().flat_map(|w| w.0.clone()).collect(), ws.iter().flat_map(|w| w.1.clone()).collect());
+    let join = |ws: &[(Vec<u32>, Vec<u32>)]| {
+        (ws.iter().flat_map(|w| w.0.clone()).collect(), ws.iter().flat_map(|w| w.1.clone()).collect())
+    };
     if full > 0 {
         let model = GpuGpt::new(gpu, cfg, params, batch, t, &train)?;
         let batches: Vec<_> = windows[..full].chunks(batch).map(join).collect();

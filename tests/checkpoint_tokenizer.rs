@@ -45,13 +45,22 @@ fn reads_hugging_face_names_and_refuses_wrong_shapes() {
     // Rewrite the model as transformers' save_pretrained would: prefixed names, the causal
     // mask buffers and an explicit lm_head.weight.
     let table = param_table(&cfg);
-    let mut named: Vec<(String, Vec<f32>, Vec<usize>)> =
-        table.iter().zip(&params).map(|(s, p)| (format!("transformer.{}", s.name), p.clone(), s.shape.clone())).collect();
+    let mut named: Vec<(String, Vec<f32>, Vec<usize>)> = table
+        .iter()
+        .zip(&params)
+        .map(|(s, p)| (format!("transformer.{}", s.name), p.clone(), s.shape.clone()))
+        .collect();
     named.push(("transformer.h.0.attn.bias".into(), vec![1.0; 36], vec![1, 1, 6, 6]));
     named.push(("lm_head.weight".into(), params[0].clone(), vec![13, 8]));
     let views: Vec<_> = named
         .iter()
-        .map(|(n, d, s)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), bytemuck::cast_slice(d)).unwrap()))
+        .map(|(n, d, s)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), bytemuck::cast_slice(d))
+                    .unwrap(),
+            )
+        })
         .collect();
     files.insert(MODEL, safetensors::serialize(views, None).unwrap());
     let back = Checkpoint::from_files(|n| files.get(n).cloned()).unwrap();
@@ -89,7 +98,12 @@ fn bpe_tokenizer_trains_and_round_trips() {
     assert_eq!(tok.vocab_size(), 400);
     let sample = "O Romeo, Romeo! wherefore art thou Romeo?\n";
     let ids = tok.encode(sample).unwrap();
-    assert!(ids.len() < sample.len() * 3 / 4, "a 400-token BPE should compress: {} tokens for {} bytes", ids.len(), sample.len());
+    assert!(
+        ids.len() < sample.len() * 3 / 4,
+        "a 400-token BPE should compress: {} tokens for {} bytes",
+        ids.len(),
+        sample.len()
+    );
     assert_eq!(tok.decode(&ids), sample);
     assert!(Tokenizer::bpe(text, 100).is_err());
 }

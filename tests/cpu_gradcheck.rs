@@ -21,20 +21,12 @@ struct Tol {
 /// objective of size ~10) divided by 2 * eps puts up to ~5e-4 of noise in the numeric gradient;
 /// the worst check here uses 30% of this tolerance. A larger eps lowers the noise but lets
 /// truncation error (~eps^2) take its place: at 1e-2 the whole-model check gets no tighter.
-const F32: Tol = Tol {
-    eps: 1e-3,
-    rtol: 5e-3,
-    atol: 5e-4,
-};
+const F32: Tol = Tol { eps: 1e-3, rtol: 5e-3, atol: 5e-4 };
 
 /// For the whole model with the loss recomputed by the independent f64 forward: no f32 noise in
 /// the numeric gradient, so what is left is the f32 backward's own rounding and truncation. The
 /// worst check here uses 21% of this tolerance, 25 times tighter than `F32`.
-const F64: Tol = Tol {
-    eps: 1e-3,
-    rtol: 2e-4,
-    atol: 2e-6,
-};
+const F64: Tol = Tol { eps: 1e-3, rtol: 2e-4, atol: 2e-6 };
 
 fn uniform(rng: &mut Rng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
     (0..n).map(|_| lo + (hi - lo) * rng.next_f32()).collect()
@@ -47,19 +39,8 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
 /// Compares `analytic`, the gradient of `objective` at `x`, with central differences at the
 /// indices `at`. The step actually taken is measured in f32 (x + eps is rounded), so the
 /// difference quotient divides by the true step.
-fn check_at(
-    name: &str,
-    tol: &Tol,
-    x: &[f32],
-    analytic: &[f32],
-    at: &[usize],
-    objective: impl Fn(&[f32]) -> f64,
-) {
-    assert_eq!(
-        x.len(),
-        analytic.len(),
-        "{name}: gradient has the wrong length"
-    );
+fn check_at(name: &str, tol: &Tol, x: &[f32], analytic: &[f32], at: &[usize], objective: impl Fn(&[f32]) -> f64) {
+    assert_eq!(x.len(), analytic.len(), "{name}: gradient has the wrong length");
     // The check furthest over its tolerance, if any; a NaN on either side counts as infinitely far.
     let mut worst: Option<(f64, usize, f64, f64)> = None;
     let mut xp = x.to_vec();
@@ -73,11 +54,7 @@ fn check_at(
         let numeric = (f_up - f_down) / (up as f64 - down as f64);
         let a = analytic[i] as f64;
         let excess = (a - numeric).abs() - (tol.rtol * a.abs().max(numeric.abs()) + tol.atol);
-        let excess = if excess.is_nan() {
-            f64::INFINITY
-        } else {
-            excess
-        };
+        let excess = if excess.is_nan() { f64::INFINITY } else { excess };
         if excess > 0.0 && worst.is_none_or(|w| excess > w.0) {
             worst = Some((excess, i, a, numeric));
         }
@@ -144,24 +121,12 @@ fn layernorm_backward_matches_finite_differences() {
             (dot(&out, &r), mean, rstd)
         };
         let (_, mean, rstd) = forward(&inp, &weight, &bias);
-        let (di0, dw0, db0) = (
-            prior(&mut rng, n * c),
-            prior(&mut rng, c),
-            prior(&mut rng, c),
-        );
+        let (di0, dw0, db0) = (prior(&mut rng, n * c), prior(&mut rng, c), prior(&mut rng, c));
         let (mut di, mut dw, mut db) = (di0.clone(), dw0.clone(), db0.clone());
-        layernorm_backward(
-            &mut di, &mut dw, &mut db, &r, &inp, &weight, &mean, &rstd, n, c,
-        );
-        check("dinp", &inp, &minus(&di, &di0), |x| {
-            forward(x, &weight, &bias).0
-        });
-        check("dweight", &weight, &minus(&dw, &dw0), |x| {
-            forward(&inp, x, &bias).0
-        });
-        check("dbias", &bias, &minus(&db, &db0), |x| {
-            forward(&inp, &weight, x).0
-        });
+        layernorm_backward(&mut di, &mut dw, &mut db, &r, &inp, &weight, &mean, &rstd, n, c);
+        check("dinp", &inp, &minus(&di, &di0), |x| forward(x, &weight, &bias).0);
+        check("dweight", &weight, &minus(&dw, &dw0), |x| forward(&inp, x, &bias).0);
+        check("dbias", &bias, &minus(&db, &db0), |x| forward(&inp, &weight, x).0);
     }
 }
 
@@ -171,33 +136,18 @@ fn layernorm_forward_normalises_each_row() {
     let mut rng = Rng::new(3);
     let inp = uniform(&mut rng, n * c, 5.0, 9.0);
     let (mut out, mut mean, mut rstd) = (nan(n * c), nan(n), nan(n));
-    layernorm_forward(
-        &mut out,
-        &mut mean,
-        &mut rstd,
-        &inp,
-        &vec![1.0; c],
-        &vec![0.0; c],
-        n,
-        c,
-    );
+    layernorm_forward(&mut out, &mut mean, &mut rstd, &inp, &vec![1.0; c], &vec![0.0; c], n, c);
     for row in 0..n {
         let x = &inp[row * c..(row + 1) * c];
         let m = x.iter().map(|&v| v as f64).sum::<f64>() / c as f64;
         let var = x.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / c as f64;
         assert!((mean[row] as f64 - m).abs() < 1e-5, "mean of row {row}");
         let want = 1.0 / (var + 1e-5).sqrt();
-        assert!(
-            (rstd[row] as f64 - want).abs() < 1e-5 * want,
-            "rstd of row {row}"
-        );
+        assert!((rstd[row] as f64 - want).abs() < 1e-5 * want, "rstd of row {row}");
         let o = &out[row * c..(row + 1) * c];
         let om = o.iter().map(|&v| v as f64).sum::<f64>() / c as f64;
         let ov = o.iter().map(|&v| (v as f64 - om).powi(2)).sum::<f64>() / c as f64;
-        assert!(
-            om.abs() < 1e-5 && (ov - var / (var + 1e-5)).abs() < 1e-4,
-            "row {row}: {om} {ov}"
-        );
+        assert!(om.abs() < 1e-5 && (ov - var / (var + 1e-5)).abs() < 1e-4, "row {row}: {om} {ov}");
     }
 }
 
@@ -214,24 +164,14 @@ fn matmul_backward_matches_finite_differences() {
             matmul_forward(&mut out, inp, weight, with_bias.then_some(bias), n, c, oc);
             dot(&out, &r)
         };
-        let (di0, dw0, db0) = (
-            prior(&mut rng, n * c),
-            prior(&mut rng, c * oc),
-            prior(&mut rng, oc),
-        );
+        let (di0, dw0, db0) = (prior(&mut rng, n * c), prior(&mut rng, c * oc), prior(&mut rng, oc));
         let (mut di, mut dw, mut db) = (di0.clone(), dw0.clone(), db0.clone());
         let dbias = if with_bias { Some(&mut db[..]) } else { None };
         matmul_backward(&mut di, &mut dw, dbias, &r, &inp, &weight, n, c, oc);
-        check("dinp", &inp, &minus(&di, &di0), |x| {
-            forward(x, &weight, &bias)
-        });
-        check("dweight", &weight, &minus(&dw, &dw0), |x| {
-            forward(&inp, x, &bias)
-        });
+        check("dinp", &inp, &minus(&di, &di0), |x| forward(x, &weight, &bias));
+        check("dweight", &weight, &minus(&dw, &dw0), |x| forward(&inp, x, &bias));
         if with_bias {
-            check("dbias", &bias, &minus(&db, &db0), |x| {
-                forward(&inp, &weight, x)
-            });
+            check("dbias", &bias, &minus(&db, &db0), |x| forward(&inp, &weight, x));
         } else {
             assert_eq!(db, db0, "no bias: dbias must be untouched");
         }
@@ -273,12 +213,7 @@ fn attention_backward_matches_finite_differences() {
         let di0 = prior(&mut rng, inp.len());
         let mut di = di0.clone();
         attention_backward(&mut di, &r, &inp, &att, b, t, c, nh);
-        check(
-            &format!("dinp (B={b} T={t} C={c} NH={nh})"),
-            &inp,
-            &minus(&di, &di0),
-            |x| forward(x).0,
-        );
+        check(&format!("dinp (B={b} T={t} C={c} NH={nh})"), &inp, &minus(&di, &di0), |x| forward(x).0);
     }
 }
 
@@ -294,20 +229,13 @@ fn attention_is_causal_and_normalised() {
         let ti = i % t;
         let sum: f32 = row.iter().sum();
         assert!((sum - 1.0).abs() < 1e-6, "row {i} sums to {sum}");
-        assert!(
-            row[ti + 1..].iter().all(|&p| p == 0.0),
-            "row {i} sees the future"
-        );
+        assert!(row[ti + 1..].iter().all(|&p| p == 0.0), "row {i} sees the future");
     }
     // The first position attends only to itself, so its output is its own v, head by head.
     for bi in 0..b {
         for i in 0..c {
             let v = inp[bi * t * 3 * c + 2 * c + i];
-            assert!(
-                (out[bi * t * c + i] - v).abs() < 1e-6,
-                "b {bi} channel {i} (head {})",
-                i / hs
-            );
+            assert!((out[bi * t * c + i] - v).abs() < 1e-6, "b {bi} channel {i} (head {})", i / hs);
         }
     }
 }
@@ -330,13 +258,8 @@ fn gelu_backward_matches_finite_differences() {
     let mut out = [0.0f32; 3];
     gelu_forward(&mut out, &[-1.0, 0.0, 2.0]);
     for (o, x) in out.iter().zip([-1.0f64, 0.0, 2.0]) {
-        let want = 0.5
-            * x
-            * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh());
-        assert!(
-            (*o as f64 - want).abs() < 1e-6,
-            "gelu({x}) = {o}, want {want}"
-        );
+        let want = 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh());
+        assert!((*o as f64 - want).abs() < 1e-6, "gelu({x}) = {o}, want {want}");
     }
 }
 
@@ -361,18 +284,11 @@ fn crossentropy_is_minus_log_softmax_and_its_gradient() {
     let (mut losses, mut dlogits) = (nan(n), nan(n * v));
     crossentropy_softmax(&mut losses, &mut dlogits, &logits, &targets, n, v, dloss);
     for r in 0..n {
-        let x: Vec<f64> = logits[r * v..(r + 1) * v]
-            .iter()
-            .map(|&l| l as f64)
-            .collect();
+        let x: Vec<f64> = logits[r * v..(r + 1) * v].iter().map(|&l| l as f64).collect();
         let max = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let z: f64 = x.iter().map(|l| (l - max).exp()).sum();
         let want = -((x[targets[r] as usize] - max).exp() / z).ln();
-        assert!(
-            (losses[r] as f64 - want).abs() < 1e-5 * want.max(1.0),
-            "row {r}: {} vs {want}",
-            losses[r]
-        );
+        assert!((losses[r] as f64 - want).abs() < 1e-5 * want.max(1.0), "row {r}: {} vs {want}", losses[r]);
     }
     // dlogits is written, not added: the NaN prefill must be gone. The objective is the mean loss.
     let mean_loss = |logits: &[f32]| {
@@ -384,10 +300,7 @@ fn crossentropy_is_minus_log_softmax_and_its_gradient() {
     let rows: Vec<usize> = (v..n * v).collect();
     check_at("dlogits", &F32, &logits, &dlogits, &rows, mean_loss);
     for row in dlogits.chunks(v) {
-        assert!(
-            row.iter().sum::<f32>().abs() < 1e-6,
-            "each row of dlogits sums to 0"
-        );
+        assert!(row.iter().sum::<f32>().abs() < 1e-6, "each row of dlogits sums to 0");
     }
 }
 
@@ -427,35 +340,12 @@ fn adamw_matches_two_steps_by_hand() {
     for (lr, wd, eps, scale) in [(0.1f32, 0.1f32, 1e-8f32, 1.0f32), (0.05, 0.0, 0.01, 0.4)] {
         let (mut p, mut m, mut v) = (p0.to_vec(), vec![0.0; 2], vec![0.0; 2]);
         for (step, g) in grads.iter().enumerate() {
-            adamw_update(
-                &mut p,
-                g,
-                &mut m,
-                &mut v,
-                lr,
-                0.9,
-                0.95,
-                eps,
-                wd,
-                step as u32 + 1,
-                scale,
-            );
+            adamw_update(&mut p, g, &mut m, &mut v, lr, 0.9, 0.95, eps, wd, step as u32 + 1, scale);
         }
         for i in 0..2 {
             let g = [grads[0][i] as f64, grads[1][i] as f64];
-            let want = by_hand(
-                p0[i] as f64,
-                g,
-                scale as f64,
-                lr as f64,
-                wd as f64,
-                eps as f64,
-            );
-            assert!(
-                (p[i] as f64 - want).abs() < 1e-6,
-                "lr {lr} wd {wd}: p[{i}] {} vs {want}",
-                p[i]
-            );
+            let want = by_hand(p0[i] as f64, g, scale as f64, lr as f64, wd as f64, eps as f64);
+            assert!((p[i] as f64 - want).abs() < 1e-6, "lr {lr} wd {wd}: p[{i}] {} vs {want}", p[i]);
         }
     }
 }
@@ -463,23 +353,15 @@ fn adamw_matches_two_steps_by_hand() {
 #[test]
 fn rng_is_seeded_and_roughly_standard() {
     let (mut a, mut b) = (Rng::new(42), Rng::new(42));
-    assert_eq!(
-        (0..5).map(|_| a.next_u64()).collect::<Vec<_>>(),
-        (0..5).map(|_| b.next_u64()).collect::<Vec<_>>()
-    );
+    assert_eq!((0..5).map(|_| a.next_u64()).collect::<Vec<_>>(), (0..5).map(|_| b.next_u64()).collect::<Vec<_>>());
     assert_ne!(Rng::new(1).next_u64(), Rng::new(2).next_u64());
     let mut rng = Rng::new(7);
-    assert!((0..10_000)
-        .map(|_| rng.next_f32())
-        .all(|u| (0.0..1.0).contains(&u)));
+    assert!((0..10_000).map(|_| rng.next_f32()).all(|u| (0.0..1.0).contains(&u)));
     let z: Vec<f64> = (0..20_000).map(|_| rng.normal() as f64).collect();
     let mean = z.iter().sum::<f64>() / z.len() as f64;
     let var = z.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / z.len() as f64;
     // Standard errors are about 0.007 for the mean and 0.01 for the variance.
-    assert!(
-        mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
-        "mean {mean}, variance {var}"
-    );
+    assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "mean {mean}, variance {var}");
 }
 
 /// GPT-2's forward written again in f64 with nothing shared with `kiln::cpu`: straight from
@@ -497,10 +379,7 @@ mod reference {
                 let mean = row.iter().sum::<f64>() / c;
                 let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / c;
                 let rstd = 1.0 / (var + 1e-5).sqrt();
-                row.iter()
-                    .enumerate()
-                    .map(|(i, v)| (v - mean) * rstd * w[i] as f64 + b[i] as f64)
-                    .collect()
+                row.iter().enumerate().map(|(i, v)| (v - mean) * rstd * w[i] as f64 + b[i] as f64).collect()
             })
             .collect()
     }
@@ -508,15 +387,9 @@ mod reference {
     /// y = x @ W + b with W stored (in, out).
     fn linear(x: &Rows, w: &[f32], b: &[f32]) -> Rows {
         let out = b.len();
-        let column = |row: &Vec<f64>, j: usize| -> f64 {
-            row.iter()
-                .enumerate()
-                .map(|(k, v)| v * w[k * out + j] as f64)
-                .sum()
-        };
-        x.iter()
-            .map(|row| (0..out).map(|j| b[j] as f64 + column(row, j)).collect())
-            .collect()
+        let column =
+            |row: &Vec<f64>, j: usize| -> f64 { row.iter().enumerate().map(|(k, v)| v * w[k * out + j] as f64).sum() };
+        x.iter().map(|row| (0..out).map(|j| b[j] as f64 + column(row, j)).collect()).collect()
     }
 
     fn gelu(x: f64) -> f64 {
@@ -548,10 +421,7 @@ mod reference {
     }
 
     fn add(a: &Rows, b: &Rows) -> Rows {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| x.iter().zip(y).map(|(u, v)| u + v).collect())
-            .collect()
+        a.iter().zip(b).map(|(x, y)| x.iter().zip(y).map(|(u, v)| u + v).collect()).collect()
     }
 
     /// Returns the logits (B*T*V, flat) and the mean cross-entropy.
@@ -566,21 +436,14 @@ mod reference {
         let (c, v) = (cfg.n_embd, cfg.vocab_size);
         let mut x: Rows = (0..b * t)
             .map(|r| {
-                (0..c)
-                    .map(|i| {
-                        p[WTE][tokens[r] as usize * c + i] as f64 + p[WPE][(r % t) * c + i] as f64
-                    })
-                    .collect()
+                (0..c).map(|i| p[WTE][tokens[r] as usize * c + i] as f64 + p[WPE][(r % t) * c + i] as f64).collect()
             })
             .collect();
         for l in 0..cfg.n_layer {
             let bp = block_params(l);
             let h = layernorm(&x, &p[bp.ln_1_w], &p[bp.ln_1_b]);
             let qkv = linear(&h, &p[bp.c_attn_w], &p[bp.c_attn_b]);
-            let y: Rows = qkv
-                .chunks(t)
-                .flat_map(|seq| attention(seq, c, cfg.n_head))
-                .collect();
+            let y: Rows = qkv.chunks(t).flat_map(|seq| attention(seq, c, cfg.n_head)).collect();
             x = add(&x, &linear(&y, &p[bp.attn_proj_w], &p[bp.attn_proj_b]));
             let h = layernorm(&x, &p[bp.ln_2_w], &p[bp.ln_2_b]);
             let mut f = linear(&h, &p[bp.c_fc_w], &p[bp.c_fc_b]);
@@ -592,11 +455,7 @@ mod reference {
         // Tied head: logits[r][j] = h[r] . wte[j].
         let logits: Rows = h
             .iter()
-            .map(|row| {
-                (0..v)
-                    .map(|j| (0..c).map(|i| row[i] * p[WTE][j * c + i] as f64).sum())
-                    .collect()
-            })
+            .map(|row| (0..v).map(|j| (0..c).map(|i| row[i] * p[WTE][j * c + i] as f64).sum()).collect())
             .collect();
         let mut loss = 0.0;
         for (row, &target) in logits.iter().zip(targets) {
@@ -604,20 +463,11 @@ mod reference {
             let lse = max + row.iter().map(|l| (l - max).exp()).sum::<f64>().ln();
             loss += lse - row[target as usize];
         }
-        (
-            logits.into_iter().flatten().collect(),
-            loss / (b * t) as f64,
-        )
+        (logits.into_iter().flatten().collect(), loss / (b * t) as f64)
     }
 }
 
-const TINY: ModelConfig = ModelConfig {
-    vocab_size: 11,
-    n_layer: 2,
-    n_head: 2,
-    n_embd: 8,
-    block_size: 8,
-};
+const TINY: ModelConfig = ModelConfig { vocab_size: 11, n_layer: 2, n_head: 2, n_embd: 8, block_size: 8 };
 
 /// Parameters from `init_params`, then pushed well away from it: at init the biases are zero,
 /// LayerNorm is the identity and the weights are tiny, which would hide mistakes in every one
@@ -639,13 +489,7 @@ fn tiny_batch() -> (Vec<u32>, Vec<u32>) {
 
 #[test]
 fn init_params_follows_the_table() {
-    let cfg = ModelConfig {
-        vocab_size: 50,
-        n_layer: 2,
-        n_head: 2,
-        n_embd: 32,
-        block_size: 16,
-    };
+    let cfg = ModelConfig { vocab_size: 50, n_layer: 2, n_head: 2, n_embd: 32, block_size: 16 };
     let params = init_params(&cfg, 1);
     assert_eq!(params, init_params(&cfg, 1), "same seed, same model");
     for (p, spec) in params.iter().zip(param_table(&cfg)) {
@@ -655,11 +499,7 @@ fn init_params_follows_the_table() {
             kiln::model::Init::Zeros => assert!(p.iter().all(|&x| x == 0.0), "{}", spec.name),
             kiln::model::Init::Ones => assert!(p.iter().all(|&x| x == 1.0), "{}", spec.name),
             kiln::model::Init::Normal(s) => {
-                assert!(
-                    (std / s as f64 - 1.0).abs() < 0.15,
-                    "{}: std {std} vs {s}",
-                    spec.name
-                )
+                assert!((std / s as f64 - 1.0).abs() < 0.15, "{}: std {std} vs {s}", spec.name)
             }
         }
     }

@@ -35,11 +35,26 @@ impl Bench {
     fn read(&self, t: &GpuTensor) -> Vec<f32> {
         pollster::block_on(t.read_f32(&self.gpu))
     }
-    fn matmul(&self, out: &GpuTensor, a: &GpuTensor, b: &GpuTensor, bias: Option<&GpuTensor>, mnk: [usize; 3], ta: bool, tb: bool) {
+    #[allow(clippy::too_many_arguments)]
+    fn matmul(
+        &self,
+        out: &GpuTensor,
+        a: &GpuTensor,
+        b: &GpuTensor,
+        bias: Option<&GpuTensor>,
+        mnk: [usize; 3],
+        ta: bool,
+        tb: bool,
+    ) {
         let [m, n, k] = mnk;
         let dummy = self.f(&[0.0]);
         let params = [m as u32, n as u32, k as u32, ta as u32, tb as u32, bias.is_some() as u32];
-        self.run(Kernel::Matmul, &params, &[out, a, b, bias.unwrap_or(&dummy)], [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1]);
+        self.run(
+            Kernel::Matmul,
+            &params,
+            &[out, a, b, bias.unwrap_or(&dummy)],
+            [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1],
+        );
     }
 }
 
@@ -57,7 +72,12 @@ fn encoder_forward_and_backward() {
         cpu::encoder_forward(&mut want, &tokens, &wte, &wpe, b, t, c);
         let out = g.f(&vec![0.0; n * c]);
         let (tok, wte_g, wpe_g) = (g.u(&tokens), g.f(&wte), g.f(&wpe));
-        g.run(Kernel::EncoderForward, &[b as u32, t as u32, c as u32], &[&out, &tok, &wte_g, &wpe_g], grid_1d((n * c).div_ceil(256)));
+        g.run(
+            Kernel::EncoderForward,
+            &[b as u32, t as u32, c as u32],
+            &[&out, &tok, &wte_g, &wpe_g],
+            grid_1d((n * c).div_ceil(256)),
+        );
         assert_close("encoder_forward", &g.read(&out), &want, RTOL, ATOL);
 
         // dwte is added into (it already holds the LM head's share); dwpe is written.
@@ -67,8 +87,18 @@ fn encoder_forward_and_backward() {
         cpu::encoder_backward(&mut dwte, &mut dwpe, &dout, &tokens, b, t, c);
         let (dwte_g, dwpe_g, dout_g) = (g.f(&dwte0), g.f(&random(t * c, 6, 1.0)), g.f(&dout));
         let buckets = g.u(&kiln::gpt::token_buckets(&tokens));
-        g.run(Kernel::EncoderBackwardWte, &[n as u32, c as u32], &[&dwte_g, &dout_g, &buckets], grid_1d((n * c).div_ceil(256)));
-        g.run(Kernel::EncoderBackwardWpe, &[b as u32, t as u32, c as u32], &[&dwpe_g, &dout_g], grid_1d((t * c).div_ceil(256)));
+        g.run(
+            Kernel::EncoderBackwardWte,
+            &[n as u32, c as u32],
+            &[&dwte_g, &dout_g, &buckets],
+            grid_1d((n * c).div_ceil(256)),
+        );
+        g.run(
+            Kernel::EncoderBackwardWpe,
+            &[b as u32, t as u32, c as u32],
+            &[&dwpe_g, &dout_g],
+            grid_1d((t * c).div_ceil(256)),
+        );
         assert_close("encoder_backward dwte", &g.read(&dwte_g), &dwte, RTOL, ATOL);
         assert_close("encoder_backward dwpe", &g.read(&dwpe_g), &dwpe, RTOL, ATOL);
     }
@@ -85,7 +115,12 @@ fn layernorm_forward_and_backward() {
         cpu::layernorm_forward(&mut out, &mut mean, &mut rstd, &inp, &w, &bias, n, c);
         let (out_g, mean_g, rstd_g) = (g.f(&vec![0.0; n * c]), g.f(&vec![0.0; n]), g.f(&vec![0.0; n]));
         let (inp_g, w_g, b_g) = (g.f(&inp), g.f(&w), g.f(&bias));
-        g.run(Kernel::LayernormForward, &[n as u32, c as u32], &[&out_g, &mean_g, &rstd_g, &inp_g, &w_g, &b_g], grid_1d(n));
+        g.run(
+            Kernel::LayernormForward,
+            &[n as u32, c as u32],
+            &[&out_g, &mean_g, &rstd_g, &inp_g, &w_g, &b_g],
+            grid_1d(n),
+        );
         assert_close("layernorm_forward out", &g.read(&out_g), &out, RTOL, ATOL);
         assert_close("layernorm_forward mean", &g.read(&mean_g), &mean, RTOL, ATOL);
         assert_close("layernorm_forward rstd", &g.read(&rstd_g), &rstd, RTOL, ATOL);
@@ -94,10 +129,16 @@ fn layernorm_forward_and_backward() {
         let dinp0 = random(n * c, 11, 1.0);
         let (mut dinp, mut dw, mut db) = (dinp0.clone(), vec![0.0; c], vec![0.0; c]);
         cpu::layernorm_backward(&mut dinp, &mut dw, &mut db, &dout, &inp, &w, &mean, &rstd, n, c);
-        let (dinp_g, dw_g, db_g, dout_g) = (g.f(&dinp0), g.f(&random(c, 12, 1.0)), g.f(&random(c, 13, 1.0)), g.f(&dout));
+        let (dinp_g, dw_g, db_g, dout_g) =
+            (g.f(&dinp0), g.f(&random(c, 12, 1.0)), g.f(&random(c, 13, 1.0)), g.f(&dout));
         let p = [n as u32, c as u32];
         g.run(Kernel::LayernormBackwardDinp, &p, &[&dinp_g, &dout_g, &inp_g, &w_g, &mean_g, &rstd_g], grid_1d(n));
-        g.run(Kernel::LayernormBackwardDparams, &p, &[&dw_g, &db_g, &dout_g, &inp_g, &mean_g, &rstd_g], [c.div_ceil(64) as u32, 1, 1]);
+        g.run(
+            Kernel::LayernormBackwardDparams,
+            &p,
+            &[&dw_g, &db_g, &dout_g, &inp_g, &mean_g, &rstd_g],
+            [c.div_ceil(64) as u32, 1, 1],
+        );
         assert_close("layernorm_backward dinp", &g.read(&dinp_g), &dinp, RTOL, ATOL);
         assert_close("layernorm_backward dweight", &g.read(&dw_g), &dw, RTOL, ATOL);
         assert_close("layernorm_backward dbias", &g.read(&db_g), &db, RTOL, ATOL);
@@ -119,7 +160,8 @@ fn matmul_forward_and_backward() {
         let dout = random(n * oc, 17, 1.0);
         let (mut dinp, mut dw, mut db) = (vec![0.0; n * c], vec![0.0; c * oc], vec![0.0; oc]);
         cpu::matmul_backward(&mut dinp, &mut dw, Some(&mut db), &dout, &inp, &w, n, c, oc);
-        let (dinp_g, dw_g, db_g, dout_g) = (g.f(&random(n * c, 1, 1.0)), g.f(&random(c * oc, 2, 1.0)), g.f(&random(oc, 3, 1.0)), g.f(&dout));
+        let (dinp_g, dw_g, db_g, dout_g) =
+            (g.f(&random(n * c, 1, 1.0)), g.f(&random(c * oc, 2, 1.0)), g.f(&random(oc, 3, 1.0)), g.f(&dout));
         g.matmul(&dinp_g, &dout_g, &w_g, None, [n, c, oc], false, true);
         g.matmul(&dw_g, &inp_g, &dout_g, None, [c, oc, n], true, false);
         g.run(Kernel::MatmulBackwardBias, &[n as u32, oc as u32], &[&db_g, &dout_g], [oc.div_ceil(64) as u32, 1, 1]);
@@ -179,7 +221,7 @@ fn attention_forward_and_backward() {
 fn gelu_and_residual() {
     let Some(g) = Bench::new() else { return };
     let n = 1000; // not a multiple of 256
-    // Includes large arguments, where an unclamped tanh can turn into NaN on some drivers.
+                  // Includes large arguments, where an unclamped tanh can turn into NaN on some drivers.
     let mut inp = random(n, 25, 4.0);
     inp[0] = 30.0;
     inp[1] = -30.0;
@@ -214,7 +256,12 @@ fn crossentropy_and_mean_loss() {
         let (mut losses, mut dlogits) = (vec![0.0; n], vec![0.0; n * v]);
         cpu::crossentropy_softmax(&mut losses, &mut dlogits, &logits, &targets, n, v, dloss);
         let (losses_g, logits_g, targets_g) = (g.f(&vec![0.0; n]), g.f(&logits), g.u(&targets));
-        g.run(Kernel::CrossentropySoftmax, &[n as u32, v as u32, dloss.to_bits()], &[&losses_g, &logits_g, &targets_g], grid_1d(n));
+        g.run(
+            Kernel::CrossentropySoftmax,
+            &[n as u32, v as u32, dloss.to_bits()],
+            &[&losses_g, &logits_g, &targets_g],
+            grid_1d(n),
+        );
         assert_close("crossentropy losses", &g.read(&losses_g), &losses, RTOL, ATOL);
         assert_close("crossentropy dlogits (in place)", &g.read(&logits_g), &dlogits, RTOL, ATOL);
 
@@ -239,7 +286,7 @@ fn grad_norm_clip_and_adamw() {
     let scale = cpu::clip_scale(norm, max_norm);
 
     let groups = [3u32, 1];
-    let partials = g.f(&vec![0.0; 4]);
+    let partials = g.f(&[0.0; 4]);
     let norm_g = g.f(&[0.0, 0.0]);
     let grads_g: Vec<_> = grads.iter().map(|x| g.f(x)).collect();
     g.run(Kernel::GradNormPartial, &[sizes[0] as u32, 0], &[&partials, &grads_g[0]], [groups[0], 1, 1]);
@@ -251,18 +298,33 @@ fn grad_norm_clip_and_adamw() {
     for (i, &size) in sizes.iter().enumerate() {
         let wd = if i == 0 { 0.1 } else { 0.0 };
         let p0 = random(size, 50 + i as u64, 1.0);
-        let (mut p, mut m, mut v) = (p0.clone(), random(size, 60, 0.01), random(size, 61, 0.01).iter().map(|x| x.abs()).collect::<Vec<_>>());
+        let (mut p, mut m, mut v) =
+            (p0.clone(), random(size, 60, 0.01), random(size, 61, 0.01).iter().map(|x| x.abs()).collect::<Vec<_>>());
         let (p_g, m_g, v_g) = (g.f(&p), g.f(&m), g.f(&v));
         for step in 1..=3u32 {
             cpu::adamw_update(&mut p, &grads[i], &mut m, &mut v, lr, b1, b2, eps, wd, step, scale);
             let bc1 = 1.0 - b1.powi(step as i32);
             let bc2 = 1.0 - b2.powi(step as i32);
-            let step_u = g.gpu.device.create_buffer(&wgpu::BufferDescriptor { label: None, size: 16, usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST, mapped_at_creation: false });
-            g.gpu.queue.write_buffer(&step_u, 0, bytemuck::cast_slice(&[lr.to_bits(), bc1.to_bits(), bc2.to_bits(), 0]));
+            let step_u = g.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: None,
+                size: 16,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            g.gpu.queue.write_buffer(
+                &step_u,
+                0,
+                bytemuck::cast_slice(&[lr.to_bits(), bc1.to_bits(), bc2.to_bits(), 0]),
+            );
             let params = [size as u32, f32::to_bits(wd), b1.to_bits(), b2.to_bits(), eps.to_bits()];
             let mut prog = Program::default();
-            prog.push(g.kernels.dispatch(&g.gpu, Kernel::AdamwUpdate, &params,
-                &[&step_u, &p_g.buffer, &grads_g[i].buffer, &m_g.buffer, &v_g.buffer, &norm_g.buffer], grid_1d(size.div_ceil(256))));
+            prog.push(g.kernels.dispatch(
+                &g.gpu,
+                Kernel::AdamwUpdate,
+                &params,
+                &[&step_u, &p_g.buffer, &grads_g[i].buffer, &m_g.buffer, &v_g.buffer, &norm_g.buffer],
+                grid_1d(size.div_ceil(256)),
+            ));
             prog.submit(&g.gpu, &g.kernels);
         }
         assert_close("adamw param", &g.read(&p_g), &p, RTOL, ATOL);

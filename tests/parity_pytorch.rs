@@ -119,7 +119,8 @@ fn gpu_matches_pytorch() {
     let grads = pollster::block_on(model.read_grads(&gpu));
     let mut e_grad = 0.0f32;
     for (spec, g) in param_table(&fx.cfg).iter().zip(&grads) {
-        e_grad = e_grad.max(check(&format!("gpu grad {}", spec.name), g, &fx.f32s(&format!("grad.{}", spec.name)), 1e-5));
+        e_grad =
+            e_grad.max(check(&format!("gpu grad {}", spec.name), g, &fx.f32s(&format!("grad.{}", spec.name)), 1e-5));
     }
 
     // Ten AdamW steps on the same batch, constant lr, clipping at 1.0 (active at every step).

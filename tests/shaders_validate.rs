@@ -6,8 +6,10 @@ use kiln::gpu::{Kernel, SHADERS};
 #[test]
 fn every_shader_validates() {
     for (name, source) in SHADERS {
-        let module = naga::front::wgsl::parse_str(source).unwrap_or_else(|e| panic!("{name}.wgsl: {}", e.emit_to_string(source)));
-        let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
+        let module = naga::front::wgsl::parse_str(source)
+            .unwrap_or_else(|e| panic!("{name}.wgsl: {}", e.emit_to_string(source)));
+        let mut validator =
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
         validator.validate(&module).unwrap_or_else(|e| panic!("{name}.wgsl: {e:?}"));
         assert!(module.entry_points.iter().any(|e| e.name == *name), "{name}.wgsl has no entry point {name}");
     }

@@ -13,7 +13,15 @@ fn tiny_model_learns_shakespeare() {
     let text = kiln::corpus::DEFAULT_CORPUS;
     let tok = Tokenizer::char_level(text).unwrap();
     let cfg = ModelConfig { vocab_size: tok.vocab_size(), n_layer: 2, n_head: 2, n_embd: 64, block_size: 64 };
-    let train = TrainConfig { batch_size: 16, seq_len: 64, steps: 250, lr: 1e-3, warmup: 30, seed: 1337, ..TrainConfig::default() };
+    let train = TrainConfig {
+        batch_size: 16,
+        seq_len: 64,
+        steps: 250,
+        lr: 1e-3,
+        warmup: 30,
+        seed: 1337,
+        ..TrainConfig::default()
+    };
     let data = Dataset::new(tok.encode(text).unwrap(), 0.1, 64).unwrap();
     let params = kiln::cpu::init_params(&cfg, 1337);
     let mut trainer = Trainer::new(&gpu, cfg, train, data, &params, 10).unwrap();
@@ -26,6 +34,9 @@ fn tiny_model_learns_shakespeare() {
         pollster::block_on(trainer.step(&gpu, false));
     }
     let last_val = pollster::block_on(trainer.evaluate(&gpu)).unwrap();
-    eprintln!("tiny: first step loss {first:.3}, validation {first_val:.3} -> {last_val:.3} after {} steps", trainer.step);
+    eprintln!(
+        "tiny: first step loss {first:.3}, validation {first_val:.3} -> {last_val:.3} after {} steps",
+        trainer.step
+    );
     assert!(last_val < 2.8, "validation loss {last_val} should be well under 3 after {} steps", trainer.step);
 }

@@ -13,7 +13,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Pre-train a GPT-2 on a text corpus (the embedded Shakespeare by default)
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Generate text from a checkpoint, streaming tokens as they come
     Sample(SampleArgs),
     /// Mean loss and perplexity of a checkpoint over a whole text

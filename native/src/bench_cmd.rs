@@ -19,7 +19,13 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
     let gpu = pollster::block_on(Gpu::new())?;
     let name = a.preset.clone().unwrap_or_else(|| default_preset(&gpu).to_string());
     let p = preset(&name)?;
-    let cfg = ModelConfig { vocab_size: a.vocab, n_layer: p.n_layer, n_head: p.n_head, n_embd: p.n_embd, block_size: p.block_size };
+    let cfg = ModelConfig {
+        vocab_size: a.vocab,
+        n_layer: p.n_layer,
+        n_head: p.n_head,
+        n_embd: p.n_embd,
+        block_size: p.block_size,
+    };
     cfg.validate()?;
     let (b, t) = (a.batch.unwrap_or(p.batch_size), p.block_size);
     let train = TrainConfig { batch_size: b, seq_len: t, ..TrainConfig::default() };
@@ -53,14 +59,22 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
     let kernels = pollster::block_on(model.profile_step(&gpu, true)).map(|times| by_kernel(&times));
 
     if a.json {
-        let per_kernel: Vec<_> = kernels.iter().flatten().map(|(k, ns, n)| json!({"kernel": k, "ms": ns / 1e6, "launches": n})).collect();
-        println!("{}", json!({"event": "bench", "preset": name, "params": kiln::model::num_params(&cfg), "batch": b, "block": t,
+        let per_kernel: Vec<_> =
+            kernels.iter().flatten().map(|(k, ns, n)| json!({"kernel": k, "ms": ns / 1e6, "launches": n})).collect();
+        println!(
+            "{}",
+            json!({"event": "bench", "preset": name, "params": kiln::model::num_params(&cfg), "batch": b, "block": t,
             "vocab": cfg.vocab_size, "steps": a.steps, "ms_per_step": ms, "tokens_per_s": tokens_per_s, "tflops": tflops,
-            "submits_per_step": submits, "readback_bytes_per_step": bytes, "adapter": gpu.to_string(), "kernels": per_kernel}));
+            "submits_per_step": submits, "readback_bytes_per_step": bytes, "adapter": gpu.to_string(), "kernels": per_kernel})
+        );
         return Ok(());
     }
     println!("adapter: {gpu}");
-    println!("model: {name} ({:.2}M parameters), batch {b} x block {t}, vocabulary {}", kiln::model::num_params(&cfg) as f64 / 1e6, cfg.vocab_size);
+    println!(
+        "model: {name} ({:.2}M parameters), batch {b} x block {t}, vocabulary {}",
+        kiln::model::num_params(&cfg) as f64 / 1e6,
+        cfg.vocab_size
+    );
     println!("{ms:.1} ms/step, {tokens_per_s:.0} tokens/s, {tflops:.4} TFLOP/s over {} steps", a.steps);
     println!("{submits:.2} queue submits per step, {bytes:.2} bytes read back per step");
     match kernels {

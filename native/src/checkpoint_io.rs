@@ -28,7 +28,8 @@ pub fn save(dir: &Path, ckpt: &Checkpoint) -> Result<(), String> {
 pub fn load(dir: &Path) -> Result<Checkpoint, String> {
     if dir.is_file() {
         let bytes = std::fs::read(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-        return Checkpoint::from_packed(&bytes).map_err(|e| format!("cannot load the checkpoint {}: {e}", dir.display()));
+        return Checkpoint::from_packed(&bytes)
+            .map_err(|e| format!("cannot load the checkpoint {}: {e}", dir.display()));
     }
     if !dir.is_dir() {
         return Err(format!("no checkpoint folder at {}", dir.display()));

@@ -13,17 +13,26 @@ pub fn run(a: EvalArgs) -> Result<(), String> {
     let tokenizer = Tokenizer::from_json(ckpt.tokenizer_json.as_bytes())?;
     let tokens = tokenizer.encode(&text)?;
     if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= ckpt.cfg.vocab_size) {
-        return Err(format!("the tokenizer gives token {bad}, outside the model's vocabulary of {}", ckpt.cfg.vocab_size));
+        return Err(format!(
+            "the tokenizer gives token {bad}, outside the model's vocabulary of {}",
+            ckpt.cfg.vocab_size
+        ));
     }
     let gpu = pollster::block_on(Gpu::new())?;
     let (loss, windows) = pollster::block_on(kiln::train::text_loss(&gpu, ckpt.cfg, &ckpt.params, &tokens, a.batch))?;
     let predicted = windows * ckpt.cfg.block_size;
     if a.json {
-        println!("{}", json!({"event": "eval", "loss": loss, "perplexity": loss.exp(), "windows": windows,
-                              "tokens": tokens.len(), "predicted": predicted, "data": source}));
+        println!(
+            "{}",
+            json!({"event": "eval", "loss": loss, "perplexity": loss.exp(), "windows": windows,
+                              "tokens": tokens.len(), "predicted": predicted, "data": source})
+        );
     } else {
-        println!("loss {loss:.4}, perplexity {:.2} over {predicted} predicted tokens ({windows} windows of {}) of {source}",
-                 loss.exp(), ckpt.cfg.block_size);
+        println!(
+            "loss {loss:.4}, perplexity {:.2} over {predicted} predicted tokens ({windows} windows of {}) of {source}",
+            loss.exp(),
+            ckpt.cfg.block_size
+        );
     }
     Ok(())
 }

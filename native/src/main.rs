@@ -32,7 +32,7 @@ fn main() {
         }
     };
     let result = match cli.command {
-        args::Command::Train(a) => train_cmd::run(a),
+        args::Command::Train(a) => train_cmd::run(*a),
         args::Command::Sample(a) => sample_cmd::run(a),
         args::Command::Eval(a) => eval_cmd::run(a),
         args::Command::Bench(a) => bench_cmd::run(a),

@@ -83,7 +83,12 @@ pub fn loss_svg(train: &[(usize, f32)], val: &[(usize, f32)], title: &str) -> St
     }
     // The frame goes over the grid so its edges stay crisp.
     let _ = writeln!(s, r#"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="{INK}"/>"#);
-    let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle" font-size="14">step</text>"#, LEFT + pw / 2.0, H - 14.0);
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle" font-size="14">step</text>"#,
+        LEFT + pw / 2.0,
+        H - 14.0
+    );
     let (ly, lx) = (TOP + ph / 2.0, 20.0);
     let _ = writeln!(
         s,
@@ -98,9 +103,8 @@ pub fn loss_svg(train: &[(usize, f32)], val: &[(usize, f32)], title: &str) -> St
             TOP + ph / 2.0
         );
     }
-    let points = |pts: &[(f64, f64)]| {
-        pts.iter().map(|p| format!("{:.1},{:.1}", px(p.0), py(p.1))).collect::<Vec<_>>().join(" ")
-    };
+    let points =
+        |pts: &[(f64, f64)]| pts.iter().map(|p| format!("{:.1},{:.1}", px(p.0), py(p.1))).collect::<Vec<_>>().join(" ");
     if !train.is_empty() {
         let _ = writeln!(
             s,
@@ -154,7 +158,11 @@ pub fn loss_svg(train: &[(usize, f32)], val: &[(usize, f32)], title: &str) -> St
                 y + 4.5
             );
             if marker {
-                let _ = writeln!(s, r#"<circle cx="{}" cy="{y}" r="4.5" fill="{color}" stroke="white" stroke-width="1.5"/>"#, bx + 25.0);
+                let _ = writeln!(
+                    s,
+                    r#"<circle cx="{}" cy="{y}" r="4.5" fill="{color}" stroke="white" stroke-width="1.5"/>"#,
+                    bx + 25.0
+                );
             }
         }
     }
@@ -186,11 +194,12 @@ pub fn nice_ticks(lo: f64, hi: f64, count: usize) -> Vec<f64> {
 
 /// Decimals needed to print multiples of `step` exactly: 50 -> 0, 0.5 -> 1, 0.25 -> 2.
 fn decimals(step: f64) -> usize {
-    (0..6).find(|&d| {
-        let scaled = step * 10f64.powi(d);
-        (scaled - scaled.round()).abs() < 1e-6 * scaled.max(1.0)
-    })
-    .unwrap_or(6) as usize
+    (0..6)
+        .find(|&d| {
+            let scaled = step * 10f64.powi(d);
+            (scaled - scaled.round()).abs() < 1e-6 * scaled.max(1.0)
+        })
+        .unwrap_or(6) as usize
 }
 
 fn escape(s: &str) -> String {
@@ -283,5 +292,4 @@ mod tests {
         assert!(one.contains(r#"r="3""#)); // the lone point is visible
         assert!(!one.contains("validation")); // no legend entry for a series that is not there
     }
-
 }

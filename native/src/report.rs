@@ -28,8 +28,10 @@ impl Reporter {
         }
         let bar = ProgressBar::new(total as u64);
         bar.set_style(
-            ProgressStyle::with_template("{bar:30.cyan/blue} step {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{bar:30.cyan/blue} step {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]",
+            )
+            .expect("valid template"),
         );
         bar.set_position(done as u64);
         self.bar = Some(bar);

@@ -11,12 +11,16 @@ use std::path::{Component, Path, PathBuf};
 pub fn run(a: ServeArgs) -> Result<(), String> {
     let root = std::fs::canonicalize(&a.dir).map_err(|e| format!("cannot serve {}: {e}", a.dir.display()))?;
     if !root.join("index.html").is_file() {
-        return Err(format!("{} has no index.html: run kiln serve from the repository root, or pass --dir", root.display()));
+        return Err(format!(
+            "{} has no index.html: run kiln serve from the repository root, or pass --dir",
+            root.display()
+        ));
     }
     if !root.join("web/pkg/kiln_web_bg.wasm").is_file() {
         eprintln!("kiln: warning: web/pkg is not built yet: run bash scripts/build-web.sh");
     }
-    let listener = TcpListener::bind(("127.0.0.1", a.port)).map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", a.port))?;
+    let listener =
+        TcpListener::bind(("127.0.0.1", a.port)).map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", a.port))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     // The exact line tests wait for.
     println!("serving {} on http://{addr}/", root.display());

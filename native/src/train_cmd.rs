@@ -114,7 +114,8 @@ fn fresh(a: TrainArgs) -> Result<(), String> {
     let trainer = Trainer::new(&gpu, cfg, train, data, &params, a.eval_batches)?;
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(run_folder_name(&settings.preset)));
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create the run folder {}: {e}", out.display()))?;
-    let metrics = std::fs::File::create(out.join("metrics.jsonl")).map_err(|e| format!("cannot write in {}: {e}", out.display()))?;
+    let metrics = std::fs::File::create(out.join("metrics.jsonl"))
+        .map_err(|e| format!("cannot write in {}: {e}", out.display()))?;
     let mut report = Reporter::new(a.json);
     report.keep_metrics(metrics);
     train_loop(&gpu, trainer, &tokenizer, &settings, &source, &out, report, History::default(), a.stop_after)
@@ -133,13 +134,25 @@ fn resume(dir: &Path, json: bool, stop_after: Option<usize>) -> Result<(), Strin
     // Keep the metrics up to the checkpoint; anything logged after it is about to be redone.
     let path = dir.join("metrics.jsonl");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
-    let kept: Vec<&str> = old.lines().filter(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v["step"].as_u64().is_none_or(|s| s as usize <= state.step))).collect();
+    let kept: Vec<&str> = old
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<Value>(l).is_ok_and(|v| v["step"].as_u64().is_none_or(|s| s as usize <= state.step))
+        })
+        .collect();
     let history = History::from_lines(&kept);
-    std::fs::write(&path, kept.iter().map(|l| format!("{l}\n")).collect::<String>()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    let metrics = std::fs::OpenOptions::new().append(true).open(&path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    std::fs::write(&path, kept.iter().map(|l| format!("{l}\n")).collect::<String>())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let metrics = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let mut report = Reporter::new(json);
     report.keep_metrics(metrics);
-    report.event(json!({"event": "resume", "step": state.step, "path": dir.display().to_string()}), &format!("resuming {} at step {}", dir.display(), state.step));
+    report.event(
+        json!({"event": "resume", "step": state.step, "path": dir.display().to_string()}),
+        &format!("resuming {} at step {}", dir.display(), state.step),
+    );
     train_loop(&gpu, trainer, &tokenizer, &settings, &source, dir, report, history, stop_after)
 }
 
@@ -166,8 +179,17 @@ impl History {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn train_loop(gpu: &Gpu, mut trainer: Trainer, tokenizer: &Tokenizer, s: &Settings, source: &str, out: &Path,
-              mut report: Reporter, mut history: History, stop_after: Option<usize>) -> Result<(), String> {
+fn train_loop(
+    gpu: &Gpu,
+    mut trainer: Trainer,
+    tokenizer: &Tokenizer,
+    s: &Settings,
+    source: &str,
+    out: &Path,
+    mut report: Reporter,
+    mut history: History,
+    stop_after: Option<usize>,
+) -> Result<(), String> {
     let (cfg, train) = (trainer.model.cfg, trainer.train.clone());
     let n_params = kiln::model::num_params(&cfg);
     let software = if gpu.is_software() { " (a software adapter: expect it to be slow)" } else { "" };
@@ -198,7 +220,7 @@ fn train_loop(gpu: &Gpu, mut trainer: Trainer, tokenizer: &Tokenizer, s: &Settin
     let mut val_loss = history.val.last().map(|v| v.1);
     while !trainer.done() {
         let step = trainer.step + 1;
-        let at = |every: usize| every > 0 && step % every == 0;
+        let at = |every: usize| every > 0 && step.is_multiple_of(every);
         let log = at(s.log_every.max(1)) || step == 1 || step == train.steps;
         let lr = trainer.lr();
         let loss = pollster::block_on(trainer.step(gpu, log));
@@ -211,23 +233,33 @@ fn train_loop(gpu: &Gpu, mut trainer: Trainer, tokenizer: &Tokenizer, s: &Settin
                 report.finish_progress();
                 return Err(format!("the loss became {loss} at step {step}: lower --lr (now {})", train.lr));
             }
-            let tps = (trainer.step - last.1) as f64 * trainer.tokens_per_step() as f64 / last.0.elapsed().as_secs_f64();
+            let tps =
+                (trainer.step - last.1) as f64 * trainer.tokens_per_step() as f64 / last.0.elapsed().as_secs_f64();
             last = (Instant::now(), trainer.step);
             history.train.push((step, loss));
             report.progress(step, format!("loss {loss:.4} | {tps:.0} tok/s"));
-            report.event(json!({"event": "step", "step": step, "loss": round4(loss), "lr": lr, "tokens_per_s": tps.round()}), "");
+            report.event(
+                json!({"event": "step", "step": step, "loss": round4(loss), "lr": lr, "tokens_per_s": tps.round()}),
+                "",
+            );
         }
         let last_step = step == train.steps || stop_after == Some(step);
         if at(s.eval_every) || last_step {
             if let Some(v) = pollster::block_on(trainer.evaluate(gpu)) {
                 val_loss = Some(v);
                 history.val.push((step, v));
-                report.event(json!({"event": "eval", "step": step, "val_loss": round4(v)}), &format!("step {step}: validation loss {v:.4}"));
+                report.event(
+                    json!({"event": "eval", "step": step, "val_loss": round4(v)}),
+                    &format!("step {step}: validation loss {v:.4}"),
+                );
             }
         }
         if at(s.sample_every) || last_step {
             let text = sample(gpu, &mut generator, tokenizer, step as u64);
-            report.event(json!({"event": "sample", "step": step, "text": text}), &format!("--- sample at step {step} ---\n{text}\n---"));
+            report.event(
+                json!({"event": "sample", "step": step, "text": text}),
+                &format!("--- sample at step {step} ---\n{text}\n---"),
+            );
         }
         if at(s.checkpoint_every) || last_step {
             checkpoint(&trainer, &mut report)?;
@@ -262,7 +294,11 @@ fn sample(gpu: &Gpu, generator: &mut kiln::sample::Generator, tokenizer: &Tokeni
 
 /// The tiny preset on software adapters (they are slow), the shakespeare preset on real GPUs.
 pub fn default_preset(gpu: &Gpu) -> &'static str {
-    if gpu.is_software() { "tiny" } else { "shakespeare" }
+    if gpu.is_software() {
+        "tiny"
+    } else {
+        "shakespeare"
+    }
 }
 
 fn make_tokenizer(spec: &str, text: &str) -> Result<Tokenizer, String> {
@@ -273,6 +309,7 @@ fn make_tokenizer(spec: &str, text: &str) -> Result<Tokenizer, String> {
         let n: usize = n.parse().map_err(|_| format!("--tokenizer bpe:N needs a number of tokens, got '{spec}'"))?;
         return Tokenizer::bpe(text, n);
     }
-    let bytes = std::fs::read(spec).map_err(|e| format!("--tokenizer: cannot read {spec}: {e} (use char, bpe:N or a tokenizer.json path)"))?;
+    let bytes = std::fs::read(spec)
+        .map_err(|e| format!("--tokenizer: cannot read {spec}: {e} (use char, bpe:N or a tokenizer.json path)"))?;
     Tokenizer::from_json(&bytes)
 }

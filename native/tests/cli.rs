@@ -35,7 +35,8 @@ fn gpu_available() -> bool {
     ok
 }
 
-const TINY: &[&str] = &["--layers", "1", "--heads", "2", "--embd", "16", "--block", "16", "--batch", "4", "--eval-batches", "2"];
+const TINY: &[&str] =
+    &["--layers", "1", "--heads", "2", "--embd", "16", "--block", "16", "--batch", "4", "--eval-batches", "2"];
 
 #[test]
 fn bad_corpus_inputs_are_refused() {
@@ -90,8 +91,25 @@ fn no_adapter_says_what_to_install() {
 }
 
 fn train_tiny(dir: &Path, steps: &str, extra: &[&str]) -> Output {
-    let args = [&["train", "--steps", steps, "--out", dir.to_str().unwrap(), "--json", "--log-every", "1",
-                  "--eval-every", "5", "--sample-every", "0"], TINY, extra].concat();
+    let args = [
+        &[
+            "train",
+            "--steps",
+            steps,
+            "--out",
+            dir.to_str().unwrap(),
+            "--json",
+            "--log-every",
+            "1",
+            "--eval-every",
+            "5",
+            "--sample-every",
+            "0",
+        ],
+        TINY,
+        extra,
+    ]
+    .concat();
     kiln(&args)
 }
 
@@ -161,7 +179,7 @@ fn resume_is_exact_and_checkpoints_are_checked() {
     assert!(sample.status.success(), "{}", String::from_utf8_lossy(&sample.stderr));
     assert!(String::from_utf8_lossy(&sample.stdout).starts_with("ROMEO:"));
     let text = dir.join("eval.txt");
-    std::fs::write(&text, &kiln_corpus_head()).unwrap();
+    std::fs::write(&text, kiln_corpus_head()).unwrap();
     let eval = kiln(&["eval", "--checkpoint", ck, "--data", text.to_str().unwrap(), "--json"]);
     assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
     let v: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();

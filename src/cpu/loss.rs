@@ -22,10 +22,7 @@ pub fn crossentropy_softmax(
     for r in 0..n {
         let x = &logits[r * v..(r + 1) * v];
         let target = targets[r] as usize;
-        assert!(
-            target < v,
-            "target {target} is outside the vocabulary of {v}"
-        );
+        assert!(target < v, "target {target} is outside the vocabulary of {v}");
         // Subtract the row's maximum so exp cannot overflow; it cancels in the ratio.
         let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0f32;

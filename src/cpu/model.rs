@@ -69,48 +69,23 @@ pub struct CpuGpt {
 impl CpuGpt {
     pub fn new(cfg: ModelConfig, params: Vec<Vec<f32>>) -> Self {
         let table = param_table(&cfg);
-        assert_eq!(
-            params.len(),
-            table.len(),
-            "expected one Vec per parameter tensor"
-        );
+        assert_eq!(params.len(), table.len(), "expected one Vec per parameter tensor");
         for (p, spec) in params.iter().zip(&table) {
-            assert_eq!(
-                p.len(),
-                spec.numel(),
-                "{} has the wrong number of values",
-                spec.name
-            );
+            assert_eq!(p.len(), spec.numel(), "{} has the wrong number of values", spec.name);
         }
-        CpuGpt {
-            cfg,
-            params,
-            acts: None,
-        }
+        CpuGpt { cfg, params, acts: None }
     }
 
     /// Runs GPT-2 on `tokens` (B, T) and returns the logits (B, T, V), and the mean
     /// cross-entropy over all B*T positions when `targets` (B, T) are given. Keeps the
     /// activations for `backward`.
-    pub fn forward(
-        &mut self,
-        tokens: &[u32],
-        targets: Option<&[u32]>,
-        b: usize,
-        t: usize,
-    ) -> (Vec<f32>, Option<f32>) {
+    pub fn forward(&mut self, tokens: &[u32], targets: Option<&[u32]>, b: usize, t: usize) -> (Vec<f32>, Option<f32>) {
         let cfg = self.cfg;
         let (v, c, nh) = (cfg.vocab_size, cfg.n_embd, cfg.n_head);
         let n = b * t;
-        assert!(
-            t <= cfg.block_size,
-            "T = {t} is longer than the position table"
-        );
+        assert!(t <= cfg.block_size, "T = {t} is longer than the position table");
         assert_eq!(tokens.len(), n, "tokens must be (B, T)");
-        assert!(
-            tokens.iter().all(|&x| (x as usize) < v),
-            "a token is outside the vocabulary"
-        );
+        assert!(tokens.iter().all(|&x| (x as usize) < v), "a token is outside the vocabulary");
         let p = &self.params;
 
         // x = wte[token] + wpe[position]
@@ -139,17 +114,7 @@ impl CpuGpt {
             residual_forward(&mut residual3, &residual2, &fcproj);
 
             let residual = std::mem::replace(&mut x, residual3);
-            blocks.push(BlockActs {
-                residual,
-                ln1,
-                qkv,
-                att,
-                atty,
-                residual2,
-                ln2,
-                fch,
-                fch_gelu,
-            });
+            blocks.push(BlockActs { residual, ln1, qkv, att, atty, residual2, ln2, fch, fch_gelu });
         }
 
         // logits = ln_f(x) @ wte^T: the LM head is the embedding table, transposed.
@@ -171,15 +136,7 @@ impl CpuGpt {
         };
 
         let tokens = tokens.to_vec();
-        self.acts = Some(Acts {
-            b,
-            t,
-            tokens,
-            blocks,
-            residual: x,
-            lnf,
-            dlogits,
-        });
+        self.acts = Some(Acts { b, t, tokens, blocks, residual: x, lnf, dlogits });
         (logits, loss)
     }
 
@@ -187,35 +144,19 @@ impl CpuGpt {
     /// in table order. The tied `wte` gets both the embedding's and the LM head's contribution.
     pub fn backward(&mut self) -> Vec<Vec<f32>> {
         let acts = self.acts.as_ref().expect("backward needs a forward first");
-        let dlogits = acts
-            .dlogits
-            .as_ref()
-            .expect("backward needs a forward with targets");
+        let dlogits = acts.dlogits.as_ref().expect("backward needs a forward with targets");
         let cfg = self.cfg;
         let (v, c, nh) = (cfg.vocab_size, cfg.n_embd, cfg.n_head);
         let (b, t) = (acts.b, acts.t);
         let n = b * t;
         let p = &self.params;
-        let mut g = Grads {
-            p,
-            grads: p.iter().map(|x| vec![0.0; x.len()]).collect(),
-            n,
-        };
+        let mut g = Grads { p, grads: p.iter().map(|x| vec![0.0; x.len()]).collect(), n };
 
         // Through the LM head, then ln_f. From here `dres` (N, C) carries the gradient of the
         // residual stream down through the blocks: each branch's backward adds into it, and the
         // skip connection passes it on unchanged.
         let mut dlnf = vec![0.0; n * c];
-        lm_head_backward(
-            &mut dlnf,
-            &mut g.grads[WTE],
-            dlogits,
-            &acts.lnf.out,
-            &p[WTE],
-            n,
-            c,
-            v,
-        );
+        lm_head_backward(&mut dlnf, &mut g.grads[WTE], dlogits, &acts.lnf.out, &p[WTE], n, c, v);
         let mut dres = vec![0.0; n * c];
         g.layernorm(ln_f(&cfg), &mut dres, &dlnf, &acts.residual, &acts.lnf);
 
@@ -247,21 +188,8 @@ impl CpuGpt {
 
 /// LayerNorm with the weight at table index `w` and its bias at `w + 1`.
 fn layernorm(p: &[Vec<f32>], w: usize, x: &[f32], n: usize, c: usize) -> Norm {
-    let mut norm = Norm {
-        out: vec![0.0; n * c],
-        mean: vec![0.0; n],
-        rstd: vec![0.0; n],
-    };
-    layernorm_forward(
-        &mut norm.out,
-        &mut norm.mean,
-        &mut norm.rstd,
-        x,
-        &p[w],
-        &p[w + 1],
-        n,
-        c,
-    );
+    let mut norm = Norm { out: vec![0.0; n * c], mean: vec![0.0; n], rstd: vec![0.0; n] };
+    layernorm_forward(&mut norm.out, &mut norm.mean, &mut norm.rstd, x, &p[w], &p[w + 1], n, c);
     norm
 }
 

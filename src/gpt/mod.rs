@@ -15,18 +15,18 @@ mod backward;
 
 /// Activations of one transformer block, kept for the backward pass.
 struct BlockActs {
-    ln1: GpuTensor,      // (N, C)
-    ln1_mean: GpuTensor, // (N)
-    ln1_rstd: GpuTensor, // (N)
-    qkv: GpuTensor,      // (N, 3C)
-    atty: GpuTensor,     // (N, C)
-    att: GpuTensor,      // (B, NH, T, T)
+    ln1: GpuTensor,       // (N, C)
+    ln1_mean: GpuTensor,  // (N)
+    ln1_rstd: GpuTensor,  // (N)
+    qkv: GpuTensor,       // (N, 3C)
+    atty: GpuTensor,      // (N, C)
+    att: GpuTensor,       // (B, NH, T, T)
     residual2: GpuTensor, // (N, C)
-    ln2: GpuTensor,      // (N, C)
-    ln2_mean: GpuTensor, // (N)
-    ln2_rstd: GpuTensor, // (N)
-    fch: GpuTensor,      // (N, 4C)
-    fch_gelu: GpuTensor, // (N, 4C)
+    ln2: GpuTensor,       // (N, C)
+    ln2_mean: GpuTensor,  // (N)
+    ln2_rstd: GpuTensor,  // (N)
+    fch: GpuTensor,       // (N, 4C)
+    fch_gelu: GpuTensor,  // (N, 4C)
     residual3: GpuTensor, // (N, C)
 }
 
@@ -84,8 +84,14 @@ impl GpuGpt {
     /// Uploads `params` (one Vec per `param_table` entry) and records every program for batches
     /// of `b` rows of `t` tokens. Fails with a one-line reason when the shape does not fit the
     /// adapter's limits.
-    pub fn new(gpu: &Gpu, cfg: ModelConfig, params: &[Vec<f32>], b: usize, t: usize, train: &TrainConfig)
-        -> Result<GpuGpt, String> {
+    pub fn new(
+        gpu: &Gpu,
+        cfg: ModelConfig,
+        params: &[Vec<f32>],
+        b: usize,
+        t: usize,
+        train: &TrainConfig,
+    ) -> Result<GpuGpt, String> {
         cfg.validate()?;
         MemoryPlan::new(&cfg, b, t).check(&gpu.limits)?;
         let table = param_table(&cfg);
@@ -155,10 +161,24 @@ impl GpuGpt {
             mapped_at_creation: false,
         });
         let mut model = GpuGpt {
-            cfg, b, t, table, params: gparams, grads, adam_m, adam_v,
-            kernels: gpu.kernels(), step_uniform, blocks, s,
-            forward: Program::default(), loss: Program::default(), eval: Program::default(),
-            backward: Program::default(), optimizer: Program::default(), loss_staging,
+            cfg,
+            b,
+            t,
+            table,
+            params: gparams,
+            grads,
+            adam_m,
+            adam_v,
+            kernels: gpu.kernels(),
+            step_uniform,
+            blocks,
+            s,
+            forward: Program::default(),
+            loss: Program::default(),
+            eval: Program::default(),
+            backward: Program::default(),
+            optimizer: Program::default(),
+            loss_staging,
             traffic: std::cell::Cell::new((0, 0)),
         };
         model.forward = model.record_forward(gpu);
@@ -187,8 +207,14 @@ impl GpuGpt {
     /// One training step on the uploaded batch: forward, loss, backward, clipping and AdamW,
     /// one encoder and one submit. `step` counts from 1. Returns the batch loss only when
     /// `read_loss` is set; that read-back is the step's only sync point.
-    pub async fn train_step(&self, gpu: &Gpu, step: usize, lr: f32, train: &TrainConfig, read_loss: bool)
-        -> Option<f32> {
+    pub async fn train_step(
+        &self,
+        gpu: &Gpu,
+        step: usize,
+        lr: f32,
+        train: &TrainConfig,
+        read_loss: bool,
+    ) -> Option<f32> {
         let bc1 = 1.0 - (train.beta1 as f64).powi(step as i32);
         let bc2 = 1.0 - (train.beta2 as f64).powi(step as i32);
         let words = [lr.to_bits(), (bc1 as f32).to_bits(), (bc2 as f32).to_bits(), 0];
@@ -228,7 +254,8 @@ impl GpuGpt {
             encoder.clear_buffer(&self.s.dresidual.buffer, 0, None);
         }
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
+            let mut pass = encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
             for p in programs {
                 p.record(&self.kernels, &mut pass);
             }
@@ -270,8 +297,12 @@ impl GpuGpt {
 
     /// Restores AdamW moments saved by `read_adam_state` (resuming a run).
     pub fn write_adam_state(&self, gpu: &Gpu, m: &[Vec<f32>], v: &[Vec<f32>]) {
-        for (t, d) in self.adam_m.iter().zip(m) { t.write_f32(gpu, d); }
-        for (t, d) in self.adam_v.iter().zip(v) { t.write_f32(gpu, d); }
+        for (t, d) in self.adam_m.iter().zip(m) {
+            t.write_f32(gpu, d);
+        }
+        for (t, d) in self.adam_v.iter().zip(v) {
+            t.write_f32(gpu, d);
+        }
     }
 
     fn record_forward(&self, gpu: &Gpu) -> Program {
@@ -280,32 +311,94 @@ impl GpuGpt {
         let p = |i: usize| &self.params[i].buffer;
         let mut prog = Program::default();
         let u = |x: usize| x as u32;
-        prog.push(k.dispatch(gpu, Kernel::EncoderForward, &[u(b), u(t), u(c)],
-            &[&s.encoded.buffer, &s.tokens.buffer, p(WTE), p(WPE)], grid_1d((n * c).div_ceil(256))));
+        prog.push(k.dispatch(
+            gpu,
+            Kernel::EncoderForward,
+            &[u(b), u(t), u(c)],
+            &[&s.encoded.buffer, &s.tokens.buffer, p(WTE), p(WPE)],
+            grid_1d((n * c).div_ceil(256)),
+        ));
         for (l, a) in self.blocks.iter().enumerate() {
             let w = block_params(l);
             let res_in = if l == 0 { &s.encoded } else { &self.blocks[l - 1].residual3 };
-            prog.push(k.dispatch(gpu, Kernel::LayernormForward, &[u(n), u(c)],
-                &[&a.ln1.buffer, &a.ln1_mean.buffer, &a.ln1_rstd.buffer, &res_in.buffer, p(w.ln_1_w), p(w.ln_1_b)], grid_1d(n)));
+            prog.push(k.dispatch(
+                gpu,
+                Kernel::LayernormForward,
+                &[u(n), u(c)],
+                &[&a.ln1.buffer, &a.ln1_mean.buffer, &a.ln1_rstd.buffer, &res_in.buffer, p(w.ln_1_w), p(w.ln_1_b)],
+                grid_1d(n),
+            ));
             prog.push(self.matmul(gpu, &a.qkv, &a.ln1, p(w.c_attn_w), Some(p(w.c_attn_b)), n, 3 * c, c, false, false));
-            prog.push(k.dispatch(gpu, Kernel::AttentionForward, &[u(b), u(t), u(c), u(nh)],
-                &[&a.atty.buffer, &a.att.buffer, &a.qkv.buffer], grid_1d((b * nh * t).div_ceil(64))));
-            prog.push(self.matmul(gpu, &s.proj, &a.atty, p(w.attn_proj_w), Some(p(w.attn_proj_b)), n, c, c, false, false));
-            prog.push(k.dispatch(gpu, Kernel::ResidualForward, &[u(n * c)],
-                &[&a.residual2.buffer, &res_in.buffer, &s.proj.buffer], grid_1d((n * c).div_ceil(256))));
-            prog.push(k.dispatch(gpu, Kernel::LayernormForward, &[u(n), u(c)],
-                &[&a.ln2.buffer, &a.ln2_mean.buffer, &a.ln2_rstd.buffer, &a.residual2.buffer, p(w.ln_2_w), p(w.ln_2_b)], grid_1d(n)));
+            prog.push(k.dispatch(
+                gpu,
+                Kernel::AttentionForward,
+                &[u(b), u(t), u(c), u(nh)],
+                &[&a.atty.buffer, &a.att.buffer, &a.qkv.buffer],
+                grid_1d((b * nh * t).div_ceil(64)),
+            ));
+            prog.push(self.matmul(
+                gpu,
+                &s.proj,
+                &a.atty,
+                p(w.attn_proj_w),
+                Some(p(w.attn_proj_b)),
+                n,
+                c,
+                c,
+                false,
+                false,
+            ));
+            prog.push(k.dispatch(
+                gpu,
+                Kernel::ResidualForward,
+                &[u(n * c)],
+                &[&a.residual2.buffer, &res_in.buffer, &s.proj.buffer],
+                grid_1d((n * c).div_ceil(256)),
+            ));
+            prog.push(k.dispatch(
+                gpu,
+                Kernel::LayernormForward,
+                &[u(n), u(c)],
+                &[&a.ln2.buffer, &a.ln2_mean.buffer, &a.ln2_rstd.buffer, &a.residual2.buffer, p(w.ln_2_w), p(w.ln_2_b)],
+                grid_1d(n),
+            ));
             prog.push(self.matmul(gpu, &a.fch, &a.ln2, p(w.c_fc_w), Some(p(w.c_fc_b)), n, 4 * c, c, false, false));
-            prog.push(k.dispatch(gpu, Kernel::GeluForward, &[u(n * 4 * c)],
-                &[&a.fch_gelu.buffer, &a.fch.buffer], grid_1d((n * 4 * c).div_ceil(256))));
-            prog.push(self.matmul(gpu, &s.proj, &a.fch_gelu, p(w.mlp_proj_w), Some(p(w.mlp_proj_b)), n, c, 4 * c, false, false));
-            prog.push(k.dispatch(gpu, Kernel::ResidualForward, &[u(n * c)],
-                &[&a.residual3.buffer, &a.residual2.buffer, &s.proj.buffer], grid_1d((n * c).div_ceil(256))));
+            prog.push(k.dispatch(
+                gpu,
+                Kernel::GeluForward,
+                &[u(n * 4 * c)],
+                &[&a.fch_gelu.buffer, &a.fch.buffer],
+                grid_1d((n * 4 * c).div_ceil(256)),
+            ));
+            prog.push(self.matmul(
+                gpu,
+                &s.proj,
+                &a.fch_gelu,
+                p(w.mlp_proj_w),
+                Some(p(w.mlp_proj_b)),
+                n,
+                c,
+                4 * c,
+                false,
+                false,
+            ));
+            prog.push(k.dispatch(
+                gpu,
+                Kernel::ResidualForward,
+                &[u(n * c)],
+                &[&a.residual3.buffer, &a.residual2.buffer, &s.proj.buffer],
+                grid_1d((n * c).div_ceil(256)),
+            ));
         }
         let last = &self.blocks[cfg.n_layer - 1].residual3;
         let f = ln_f(cfg);
-        prog.push(k.dispatch(gpu, Kernel::LayernormForward, &[u(n), u(c)],
-            &[&s.lnf.buffer, &s.lnf_mean.buffer, &s.lnf_rstd.buffer, &last.buffer, p(f), p(f + 1)], grid_1d(n)));
+        prog.push(k.dispatch(
+            gpu,
+            Kernel::LayernormForward,
+            &[u(n), u(c)],
+            &[&s.lnf.buffer, &s.lnf_mean.buffer, &s.lnf_rstd.buffer, &last.buffer, p(f), p(f + 1)],
+            grid_1d(n),
+        ));
         // The LM head is tied to the token embedding: logits = lnf @ wte^T.
         prog.push(self.matmul(gpu, &s.logits, &s.lnf, p(WTE), None, n, v, c, false, true));
         prog
@@ -316,11 +409,21 @@ impl GpuGpt {
         let (s, k, n, v) = (&self.s, &self.kernels, self.rows(), self.cfg.vocab_size);
         let mut prog = Program::default();
         let dloss = 1.0 / n as f32;
-        prog.push(k.dispatch(gpu, Kernel::CrossentropySoftmax, &[n as u32, v as u32, dloss.to_bits()],
-            &[&s.losses.buffer, &s.logits.buffer, &s.targets.buffer], grid_1d(n)));
+        prog.push(k.dispatch(
+            gpu,
+            Kernel::CrossentropySoftmax,
+            &[n as u32, v as u32, dloss.to_bits()],
+            &[&s.losses.buffer, &s.logits.buffer, &s.targets.buffer],
+            grid_1d(n),
+        ));
         let out = if accumulate { &s.eval_sum } else { &s.loss };
-        prog.push(k.dispatch(gpu, Kernel::MeanLoss, &[n as u32, accumulate as u32],
-            &[&out.buffer, &s.losses.buffer], [1, 1, 1]));
+        prog.push(k.dispatch(
+            gpu,
+            Kernel::MeanLoss,
+            &[n as u32, accumulate as u32],
+            &[&out.buffer, &s.losses.buffer],
+            [1, 1, 1],
+        ));
         prog
     }
 
@@ -328,36 +431,85 @@ impl GpuGpt {
         let (s, k) = (&self.s, &self.kernels);
         let mut prog = Program::default();
         for (g, (slot, groups)) in self.grads.iter().zip(slots) {
-            prog.push(k.dispatch(gpu, Kernel::GradNormPartial, &[g.len as u32, *slot],
-                &[&s.partials.buffer, &g.buffer], [*groups, 1, 1]));
+            prog.push(k.dispatch(
+                gpu,
+                Kernel::GradNormPartial,
+                &[g.len as u32, *slot],
+                &[&s.partials.buffer, &g.buffer],
+                [*groups, 1, 1],
+            ));
         }
-        prog.push(k.dispatch(gpu, Kernel::GradNormFinalize, &[s.partials.len as u32, train.grad_clip.to_bits()],
-            &[&s.norm.buffer, &s.partials.buffer], [1, 1, 1]));
+        prog.push(k.dispatch(
+            gpu,
+            Kernel::GradNormFinalize,
+            &[s.partials.len as u32, train.grad_clip.to_bits()],
+            &[&s.norm.buffer, &s.partials.buffer],
+            [1, 1, 1],
+        ));
         for (i, spec) in self.table.iter().enumerate() {
             let wd = if spec.decays() { train.weight_decay } else { 0.0 };
-            let params = [spec.numel() as u32, wd.to_bits(), train.beta1.to_bits(), train.beta2.to_bits(), train.eps.to_bits()];
-            prog.push(k.dispatch(gpu, Kernel::AdamwUpdate, &params,
-                &[&self.step_uniform, &self.params[i].buffer, &self.grads[i].buffer, &self.adam_m[i].buffer,
-                  &self.adam_v[i].buffer, &s.norm.buffer], grid_1d(spec.numel().div_ceil(256))));
+            let params =
+                [spec.numel() as u32, wd.to_bits(), train.beta1.to_bits(), train.beta2.to_bits(), train.eps.to_bits()];
+            prog.push(k.dispatch(
+                gpu,
+                Kernel::AdamwUpdate,
+                &params,
+                &[
+                    &self.step_uniform,
+                    &self.params[i].buffer,
+                    &self.grads[i].buffer,
+                    &self.adam_m[i].buffer,
+                    &self.adam_v[i].buffer,
+                    &s.norm.buffer,
+                ],
+                grid_1d(spec.numel().div_ceil(256)),
+            ));
         }
         prog
     }
 
     /// out (M, N) = op(a) @ op(b) (+ bias); see matmul.wgsl for the layouts.
     #[allow(clippy::too_many_arguments)]
-    fn matmul(&self, gpu: &Gpu, out: &GpuTensor, a: &GpuTensor, b: &wgpu::Buffer, bias: Option<&wgpu::Buffer>,
-              m: usize, n: usize, k: usize, trans_a: bool, trans_b: bool) -> crate::gpu::Dispatch {
+    fn matmul(
+        &self,
+        gpu: &Gpu,
+        out: &GpuTensor,
+        a: &GpuTensor,
+        b: &wgpu::Buffer,
+        bias: Option<&wgpu::Buffer>,
+        m: usize,
+        n: usize,
+        k: usize,
+        trans_a: bool,
+        trans_b: bool,
+    ) -> crate::gpu::Dispatch {
         let params = [m as u32, n as u32, k as u32, trans_a as u32, trans_b as u32, bias.is_some() as u32];
         let bias = bias.unwrap_or(&self.s.no_bias.buffer);
-        self.kernels.dispatch(gpu, Kernel::Matmul, &params, &[&out.buffer, &a.buffer, b, bias],
-            [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1])
+        self.kernels.dispatch(
+            gpu,
+            Kernel::Matmul,
+            &params,
+            &[&out.buffer, &a.buffer, b, bias],
+            [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1],
+        )
     }
 
-    fn bias_backward(&self, gpu: &Gpu, dbias: &GpuTensor, dout: &GpuTensor, n: usize, oc: usize) -> crate::gpu::Dispatch {
-        self.kernels.dispatch(gpu, Kernel::MatmulBackwardBias, &[n as u32, oc as u32],
-            &[&dbias.buffer, &dout.buffer], [oc.div_ceil(64) as u32, 1, 1])
+    fn bias_backward(
+        &self,
+        gpu: &Gpu,
+        dbias: &GpuTensor,
+        dout: &GpuTensor,
+        n: usize,
+        oc: usize,
+    ) -> crate::gpu::Dispatch {
+        self.kernels.dispatch(
+            gpu,
+            Kernel::MatmulBackwardBias,
+            &[n as u32, oc as u32],
+            &[&dbias.buffer, &dout.buffer],
+            [oc.div_ceil(64) as u32, 1, 1],
+        )
     }
-
 }
 
 /// For each gradient tensor: its first slot in the partials buffer and its workgroup count.

@@ -53,7 +53,9 @@ impl Gpu {
             slot.get_or_insert(what);
         };
         let f = failure.clone();
-        device.set_device_lost_callback(move |reason, msg| keep(&f, format!("the GPU device was lost ({reason:?}): {msg}")));
+        device.set_device_lost_callback(move |reason, msg| {
+            keep(&f, format!("the GPU device was lost ({reason:?}): {msg}"))
+        });
         // In the browser an uncaptured error is kept for the page to report; natively wgpu's
         // default (a panic naming the error) stays, so tests fail loudly on any misuse.
         #[cfg(target_arch = "wasm32")]

@@ -12,9 +12,8 @@ pub struct GpuTensor {
     pub len: usize,
 }
 
-const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_SRC)
-    .union(wgpu::BufferUsages::COPY_DST);
+const STORAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 impl GpuTensor {
     /// A zero-filled buffer of `len` words. Zero-length buffers get one word, since WebGPU

@@ -49,7 +49,8 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], rtol: f32, atol: f32)
     assert!(
         r <= 1.0,
         "{what}: element {i} is {} but should be {} (error {r:.2}x the tolerance rtol={rtol}, atol={atol})",
-        got[i], want[i]
+        got[i],
+        want[i]
     );
 }
 

@@ -72,7 +72,12 @@ impl Session {
         let limits = json!({"max_storage_buffer_binding_size": l.max_storage_buffer_binding_size,
             "max_buffer_size": l.max_buffer_size, "max_storage_buffers_per_shader_stage": l.max_storage_buffers_per_shader_stage,
             "timestamps": gpu.has_timestamps()});
-        Ok(Session { adapter: gpu.to_string(), software: gpu.is_software(), limits, state: Rc::new(RefCell::new(Some(State { gpu, run: None }))) })
+        Ok(Session {
+            adapter: gpu.to_string(),
+            software: gpu.is_software(),
+            limits,
+            state: Rc::new(RefCell::new(Some(State { gpu, run: None }))),
+        })
     }
 
     pub fn adapter(&self) -> String {
@@ -97,7 +102,8 @@ impl Session {
             None => Ok(()),
         });
         Ok(json!({"params": kiln::model::num_params(&cfg), "bytes": plan.total_bytes(),
-                  "fits": fits.is_ok(), "reason": fits.err()}).to_string())
+                  "fits": fits.is_ok(), "reason": fits.err()})
+        .to_string())
     }
 
     /// Tokenizes `text` (char-level) and builds a fresh model and trainer. `config` also takes
@@ -148,11 +154,16 @@ impl Session {
                     if run.trainer.done() {
                         break;
                     }
-                    loss = run.trainer.step(&s.gpu, i + 1 == n || run.trainer.step + 1 == run.trainer.train.steps).await;
+                    loss =
+                        run.trainer.step(&s.gpu, i + 1 == n || run.trainer.step + 1 == run.trainer.train.steps).await;
                 }
-                Ok(JsValue::from_str(&json!({"step": run.trainer.step, "loss": loss, "lr": run.trainer.lr(),
-                    "done": run.trainer.done(), "tokens_per_step": run.trainer.tokens_per_step()}).to_string()))
-            }.await;
+                Ok(JsValue::from_str(
+                    &json!({"step": run.trainer.step, "loss": loss, "lr": run.trainer.lr(),
+                    "done": run.trainer.done(), "tokens_per_step": run.trainer.tokens_per_step()})
+                    .to_string(),
+                ))
+            }
+            .await;
             (s, r)
         })
     }
@@ -175,28 +186,43 @@ impl Session {
                 let run = s.run.as_ref().ok_or_else(|| err("press Train first"))?;
                 let tokens = run.tokenizer.encode(&text).map_err(err)?;
                 let params = run.trainer.model.read_params(&s.gpu).await;
-                let (loss, _) = kiln::train::text_loss(&s.gpu, run.trainer.model.cfg, &params, &tokens, 16).await.map_err(err)?;
+                let (loss, _) =
+                    kiln::train::text_loss(&s.gpu, run.trainer.model.cfg, &params, &tokens, 16).await.map_err(err)?;
                 Ok(JsValue::from_f64(loss as f64))
-            }.await;
+            }
+            .await;
             (s, r)
         })
     }
 
     /// Generates text after `prompt`, calling `on_text(piece)` as tokens arrive.
-    pub fn sample(&self, prompt: String, tokens: u32, temperature: f32, top_k: u32, top_p: f32, seed: u32,
-                  on_text: js_sys::Function) -> js_sys::Promise {
+    #[allow(clippy::too_many_arguments)] // one plain argument per sampling control, for the worker
+    pub fn sample(
+        &self,
+        prompt: String,
+        tokens: u32,
+        temperature: f32,
+        top_k: u32,
+        top_p: f32,
+        seed: u32,
+        on_text: js_sys::Function,
+    ) -> js_sys::Promise {
         with_state(&self.state, move |mut s| async move {
             let r = async {
                 let run = s.run.as_mut().ok_or_else(|| err("press Train first"))?;
                 let ids = run.tokenizer.encode(&prompt).map_err(err)?;
                 let opts = SampleOptions { temperature, top_k: top_k as usize, top_p, seed: seed as u64 };
                 let tok = &run.tokenizer;
-                let out = run.generator.generate(&s.gpu, &ids, tokens as usize, &opts, |t| {
-                    let _ = on_text.call1(&JsValue::NULL, &JsValue::from_str(&tok.decode(&[t])));
-                    true
-                }).await;
+                let out = run
+                    .generator
+                    .generate(&s.gpu, &ids, tokens as usize, &opts, |t| {
+                        let _ = on_text.call1(&JsValue::NULL, &JsValue::from_str(&tok.decode(&[t])));
+                        true
+                    })
+                    .await;
                 Ok(JsValue::from_str(&run.tokenizer.decode(&out)))
-            }.await;
+            }
+            .await;
             (s, r)
         })
     }
@@ -206,9 +232,13 @@ impl Session {
         with_state(&self.state, |s| async move {
             let r = async {
                 let run = s.run.as_ref().ok_or_else(|| err("press Train first"))?;
-                let ckpt = run.trainer.checkpoint(&s.gpu, run.tokenizer.to_json(), json!({"val_fraction": 0.1, "source": "browser"})).await;
+                let ckpt = run
+                    .trainer
+                    .checkpoint(&s.gpu, run.tokenizer.to_json(), json!({"val_fraction": 0.1, "source": "browser"}))
+                    .await;
                 Ok(js_sys::Uint8Array::from(ckpt.to_packed().as_slice()).into())
-            }.await;
+            }
+            .await;
             (s, r)
         })
     }
@@ -251,11 +281,17 @@ impl Session {
                 let run = s.run.as_ref().ok_or_else(|| err("press Train first"))?;
                 let times = run.trainer.model.profile_step(&s.gpu, false).await;
                 Ok(match times {
-                    Some(t) => JsValue::from_str(&json!(kiln::gpu::by_kernel(&t).iter()
-                        .map(|(k, ns, n)| json!({"kernel": k, "ms": ns / 1e6, "launches": n})).collect::<Vec<_>>()).to_string()),
+                    Some(t) => JsValue::from_str(
+                        &json!(kiln::gpu::by_kernel(&t)
+                            .iter()
+                            .map(|(k, ns, n)| json!({"kernel": k, "ms": ns / 1e6, "launches": n}))
+                            .collect::<Vec<_>>())
+                        .to_string(),
+                    ),
                     None => JsValue::NULL,
                 })
-            }.await;
+            }
+            .await;
             (s, r)
         })
     }
@@ -270,8 +306,12 @@ pub fn default_corpus() -> String {
 /// Named presets as JSON: [{"name","layers","heads","embd","block","batch"}].
 #[wasm_bindgen]
 pub fn presets() -> String {
-    json!(kiln::config::PRESETS.iter().map(|p| json!({"name": p.name, "layers": p.n_layer, "heads": p.n_head,
-        "embd": p.n_embd, "block": p.block_size, "batch": p.batch_size})).collect::<Vec<_>>()).to_string()
+    json!(kiln::config::PRESETS
+        .iter()
+        .map(|p| json!({"name": p.name, "layers": p.n_layer, "heads": p.n_head,
+        "embd": p.n_embd, "block": p.block_size, "batch": p.batch_size}))
+        .collect::<Vec<_>>())
+    .to_string()
 }
 
 fn parse_config(config: &str, vocab: Option<usize>) -> Result<(ModelConfig, TrainConfig), JsValue> {
@@ -301,7 +341,8 @@ fn parse_config(config: &str, vocab: Option<usize>) -> Result<(ModelConfig, Trai
 fn run_info(t: &Trainer) -> String {
     let cfg = t.model.cfg;
     json!({"params": kiln::model::num_params(&cfg), "vocab": cfg.vocab_size, "tokens": t.data.tokens.len(),
-           "step": t.step, "steps": t.train.steps, "tokens_per_step": t.tokens_per_step()}).to_string()
+           "step": t.step, "steps": t.train.steps, "tokens_per_step": t.tokens_per_step()})
+    .to_string()
 }
 
 /// Panics become console errors with their message rather than "unreachable".

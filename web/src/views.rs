@@ -41,7 +41,11 @@ pub async fn next_tokens(gpu: &Gpu, run: &mut Run, prompt: &str, count: usize) -
     let probs = kiln::sample::softmax(&logits);
     let mut order: Vec<usize> = (0..probs.len()).collect();
     order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-    let top: Vec<_> = order.iter().take(count).map(|&i| json!({"token": run.tokenizer.token_text(i as u32), "p": probs[i]})).collect();
+    let top: Vec<_> = order
+        .iter()
+        .take(count)
+        .map(|&i| json!({"token": run.tokenizer.token_text(i as u32), "p": probs[i]}))
+        .collect();
     Ok(JsValue::from_str(&json!(top).to_string()))
 }
 
