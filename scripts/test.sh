@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/gpt2-tokenizer.sh # GPT-2's vocab.json and merges.txt for tests/hf_gpt2.rs
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}" # silences the Vulkan loader's warning
 cargo fmt --all --check
 cargo clippy --release --workspace --all-targets -- -D warnings

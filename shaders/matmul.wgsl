@@ -5,10 +5,16 @@
 // Twins: cpu::matmul_forward (A = inp, B = weight in (in, out) layout, bias);
 //        cpu::matmul_backward: dinp = dout @ weight^T (trans_b), dweight = inp^T @ dout (trans_a);
 //        the tied LM head: logits = x @ wte^T (trans_b), dwte = dlogits^T @ x (trans_a).
+// Offsets (in words) let one operand be a slice of a larger buffer: a chunk of the vocabulary of
+// the tied LM head, inside one of the buffers that hold wte. With accumulate = 1 the product is
+// added into out (the LM head's input gradient, summed over vocabulary chunks in order).
 // Each workgroup computes a 64x64 tile of out; each of its 16x16 invocations owns 4x4 outputs,
 // strided by 16 so that neighbouring invocations write neighbouring addresses.
 
-struct Params { m: u32, n: u32, k: u32, trans_a: u32, trans_b: u32, has_bias: u32 }
+struct Params {
+    m: u32, n: u32, k: u32, trans_a: u32, trans_b: u32, has_bias: u32,
+    accumulate: u32, a_offset: u32, b_offset: u32, out_offset: u32,
+}
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>; // (M, N)
@@ -23,14 +29,14 @@ var<workgroup> b_tile: array<f32, 1024>; // [BK][TILE]
 
 fn load_a(row: u32, kk: u32) -> f32 {
     if (row >= p.m || kk >= p.k) { return 0.0; }
-    if (p.trans_a == 1u) { return a[kk * p.m + row]; }
-    return a[row * p.k + kk];
+    if (p.trans_a == 1u) { return a[p.a_offset + kk * p.m + row]; }
+    return a[p.a_offset + row * p.k + kk];
 }
 
 fn load_b(kk: u32, col: u32) -> f32 {
     if (kk >= p.k || col >= p.n) { return 0.0; }
-    if (p.trans_b == 1u) { return b[col * p.k + kk]; }
-    return b[kk * p.n + col];
+    if (p.trans_b == 1u) { return b[p.b_offset + col * p.k + kk]; }
+    return b[p.b_offset + kk * p.n + col];
 }
 
 // Writes one row of this invocation's outputs (columns col0, col0+16, col0+32, col0+48).
@@ -41,7 +47,9 @@ fn store_row(row: u32, col0: u32, acc: vec4<f32>) {
         if (col < p.n) {
             var v = acc[j];
             if (p.has_bias == 1u) { v += bias[col]; }
-            out[row * p.n + col] = v;
+            let o = p.out_offset + row * p.n + col;
+            if (p.accumulate == 1u) { v += out[o]; }
+            out[o] = v;
         }
     }
 }

@@ -3,12 +3,19 @@
 //!
 //! A checkpoint is a folder: `config.json` (a GPT-2 config), `model.safetensors` (GPT-2's tensor
 //! names and layouts, no `transformer.` prefix, the LM head tied), `tokenizer.json`, and, for
-//! resuming, `training_state.json` plus `optimizer.safetensors` (AdamW moments). Reading accepts
-//! Hugging Face's own GPT-2 files too: an optional `transformer.` prefix, and the attention mask
-//! buffers and tied `lm_head.weight` ignored.
+//! resuming, `training_state.json` plus `optimizer.safetensors` (AdamW moments).
+//!
+//! Reading also opens any Hugging Face GPT-2 folder: tensors in F32, F16, BF16 or F64 (converted
+//! to f32), with or without the `transformer.` prefix, sharded (`model.safetensors.index.json`)
+//! or not, the attention mask buffers ignored and `lm_head.weight` accepted when it equals
+//! `wte.weight`; and a tokenizer given as `vocab.json` + `merges.txt` instead of
+//! `tokenizer.json`. What Kiln does not compute (another activation, an untied head, scaled
+//! attention variants, ...) is refused, naming the field. PyTorch pickles are never read.
 
 use crate::config::{ModelConfig, TrainConfig, LAYER_NORM_EPS};
-use crate::model::{param_table, ParamSpec};
+use crate::model::{param_table, ParamSpec, WTE};
+use crate::tokenizer::Tokenizer;
+use half::{bf16, f16};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::{json, Value};
@@ -18,6 +25,11 @@ pub const MODEL: &str = "model.safetensors";
 pub const TOKENIZER: &str = "tokenizer.json";
 pub const STATE: &str = "training_state.json";
 pub const OPTIMIZER: &str = "optimizer.safetensors";
+/// Sharded weights: `{"weight_map": {tensor name: shard file name}}`.
+pub const MODEL_INDEX: &str = "model.safetensors.index.json";
+/// GPT-2's tokenizer as OpenAI and older `transformers` versions ship it.
+pub const VOCAB: &str = "vocab.json";
+pub const MERGES: &str = "merges.txt";
 
 /// Where a run stands, so that resuming continues exactly.
 #[derive(Clone, Debug)]
@@ -61,17 +73,111 @@ impl Checkpoint {
     /// Reads a checkpoint through `read` (file name -> bytes, None when missing). Training
     /// state is read when both of its files are there. Errors name the file and what is wrong.
     pub fn from_files(read: impl Fn(&str) -> Option<Vec<u8>>) -> Result<Checkpoint, String> {
-        let need = |name: &str| read(name).ok_or_else(|| format!("the checkpoint has no {name}"));
+        Checkpoint::from_folder("the checkpoint", &[], read)
+    }
+
+    /// Like `from_files`, for a folder: `dir` names it in messages and `names` lists the files in
+    /// it (empty when unknown), so that a folder holding only PyTorch pickles is told how to
+    /// convert them.
+    pub fn from_folder(
+        dir: &str,
+        names: &[String],
+        read: impl Fn(&str) -> Option<Vec<u8>>,
+    ) -> Result<Checkpoint, String> {
+        let need = |name: &str| read(name).ok_or_else(|| format!("{dir} has no {name}"));
         let cfg = parse_config_json(&need(CONFIG)?)?;
         let table = param_table(&cfg);
-        let params = tensors_from_bytes(&need(MODEL)?, &table, "", MODEL)?;
-        let tokenizer_json = String::from_utf8(need(TOKENIZER)?).map_err(|_| format!("{TOKENIZER} is not UTF-8"))?;
+        let params = read_weights(dir, names, &read, &table)?;
+        let tokenizer_json = read_tokenizer(dir, &read, cfg.vocab_size)?;
         let state = match (read(STATE), read(OPTIMIZER)) {
             (Some(s), Some(o)) => Some(parse_state(&s, &o, &table)?),
             _ => None,
         };
         Ok(Checkpoint { cfg, params, tokenizer_json, state })
     }
+}
+
+/// The model's parameters from `model.safetensors`, or from the shards that
+/// `model.safetensors.index.json` names; `lm_head.weight`, when there, must be `wte.weight`.
+fn read_weights(
+    dir: &str,
+    names: &[String],
+    read: &impl Fn(&str) -> Option<Vec<u8>>,
+    table: &[ParamSpec],
+) -> Result<Vec<Vec<f32>>, String> {
+    let files = if let Some(bytes) = read(MODEL) {
+        vec![(MODEL.to_string(), bytes)]
+    } else if let Some(index) = read(MODEL_INDEX) {
+        shard_names(&index)?
+            .into_iter()
+            .map(|name| match read(&name) {
+                Some(bytes) => Ok((name, bytes)),
+                None => Err(format!("{dir} has no {name}, a shard that {MODEL_INDEX} names")),
+            })
+            .collect::<Result<_, _>>()?
+    } else {
+        let pickles: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .filter(|n| n.ends_with(".bin") || n.ends_with(".pt") || n.ends_with(".pth"))
+            .collect();
+        if !pickles.is_empty() {
+            return Err(format!(
+                "{dir} has PyTorch pickle weights ({}) but no {MODEL}; Kiln never reads pickles: convert them once \
+                 with python3 -c \"from transformers import GPT2LMHeadModel as M; \
+                 M.from_pretrained('{dir}').save_pretrained('{dir}', safe_serialization=True)\"",
+                pickles.join(", ")
+            ));
+        }
+        return Err(format!(
+            "{dir} has no {MODEL} (nor {MODEL_INDEX}): Kiln reads GPT-2 weights from safetensors files"
+        ));
+    };
+    let weights = Weights::parse(files.iter().map(|(name, bytes)| (name.as_str(), bytes.as_slice())))?;
+    let params = weights.table(table, "")?;
+    if let Some((file, view)) = weights.find("lm_head.weight") {
+        let head = weights.convert(file, "lm_head.weight", &view)?;
+        if view.shape() != table[WTE].shape.as_slice() || head != params[WTE] {
+            return Err(format!(
+                "{file}: lm_head.weight differs from wte.weight: this model has an untied LM head, and Kiln ties \
+                 it to wte"
+            ));
+        }
+    }
+    Ok(params)
+}
+
+/// The distinct shard files of a `model.safetensors.index.json`, in sorted order.
+fn shard_names(index: &[u8]) -> Result<Vec<String>, String> {
+    let v: Value = serde_json::from_slice(index).map_err(|e| format!("{MODEL_INDEX} is not valid JSON: {e}"))?;
+    let map = v["weight_map"].as_object().ok_or_else(|| format!("{MODEL_INDEX} lacks a 'weight_map' object"))?;
+    let mut shards = std::collections::BTreeSet::new();
+    for (tensor, file) in map {
+        let file = file.as_str().ok_or_else(|| format!("{MODEL_INDEX}: weight_map['{tensor}'] is not a file name"))?;
+        if file.contains('/') || file.contains('\\') || file.starts_with('.') {
+            return Err(format!("{MODEL_INDEX} names a shard '{file}' outside its folder"));
+        }
+        shards.insert(file.to_string());
+    }
+    Ok(shards.into_iter().collect())
+}
+
+/// The tokenizer as a `tokenizer.json` string: `tokenizer.json` as it is, or GPT-2's byte-level
+/// BPE built from `vocab.json` and `merges.txt`. No token id may reach past the model's vocabulary.
+fn read_tokenizer(dir: &str, read: &impl Fn(&str) -> Option<Vec<u8>>, vocab_size: usize) -> Result<String, String> {
+    let (json, source) = match (read(TOKENIZER), read(VOCAB), read(MERGES)) {
+        (Some(json), _, _) => (String::from_utf8(json).map_err(|_| format!("{TOKENIZER} is not UTF-8"))?, TOKENIZER),
+        (None, Some(vocab), Some(merges)) => (Tokenizer::from_vocab_merges(&vocab, &merges)?.to_json(), VOCAB),
+        _ => return Err(format!("{dir} has no {TOKENIZER} (nor {VOCAB} and {MERGES})")),
+    };
+    let n = Tokenizer::from_json(json.as_bytes())?.id_count();
+    if n > vocab_size {
+        return Err(format!(
+            "{source} has {n} tokens but {CONFIG} has vocab_size {vocab_size}: the tokenizer does not belong to \
+             this model"
+        ));
+    }
+    Ok(json)
 }
 
 /// Metadata keys of the packed form.
@@ -138,27 +244,22 @@ pub fn config_json(cfg: &ModelConfig) -> String {
     serde_json::to_string_pretty(&v).expect("json")
 }
 
+/// Reads a GPT-2 `config.json`, Kiln's or Hugging Face's. What Kiln does not compute is
+/// refused, naming the field; absent optional fields take GPT-2's defaults.
 pub fn parse_config_json(bytes: &[u8]) -> Result<ModelConfig, String> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("{CONFIG} is not valid JSON: {e}"))?;
-    if let Some(t) = v.get("model_type").and_then(Value::as_str) {
-        if t != "gpt2" {
-            return Err(format!("{CONFIG} describes a '{t}' model; Kiln trains GPT-2 (model_type gpt2)"));
-        }
+    let refuse = |field: &str, why: &str| Err(format!("{CONFIG}: {field} {why}"));
+    match v.get("model_type") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) if t == "gpt2" => {}
+        Some(t) => return refuse("model_type", &format!("is {t}; Kiln trains GPT-2 (model_type \"gpt2\")")),
     }
-    let field = |name: &str| {
-        v.get(name)
-            .and_then(Value::as_u64)
-            .map(|x| x as usize)
-            .ok_or_else(|| format!("{CONFIG} lacks a whole number '{name}'"))
+    let field = |name: &str| match v.get(name).and_then(Value::as_u64) {
+        // Beyond 2^24 no GPT-2 fits in memory, and shapes computed from it could overflow.
+        Some(x) if x <= 1 << 24 => Ok(x as usize),
+        Some(x) => Err(format!("{CONFIG}: {name} is {x}, too large for Kiln (at most 16777216)")),
+        None => Err(format!("{CONFIG} lacks '{name}' (a whole number); a GPT-2 config.json has it")),
     };
-    if let Some(act) = v.get("activation_function").and_then(Value::as_str) {
-        if act != "gelu_new" && act != "gelu_pytorch_tanh" {
-            return Err(format!("{CONFIG} uses activation '{act}'; Kiln computes GPT-2's gelu_new"));
-        }
-    }
-    if v.get("n_inner").and_then(Value::as_u64).is_some_and(|x| x as usize != 4 * field("n_embd").unwrap_or(0)) {
-        return Err(format!("{CONFIG} sets n_inner; Kiln's MLP is 4 x n_embd wide"));
-    }
     let cfg = ModelConfig {
         vocab_size: field("vocab_size")?,
         n_layer: field("n_layer")?,
@@ -166,6 +267,34 @@ pub fn parse_config_json(bytes: &[u8]) -> Result<ModelConfig, String> {
         n_embd: field("n_embd")?,
         block_size: field("n_positions")?,
     };
+    match v.get("activation_function") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(a)) if a == "gelu_new" || a == "gelu_pytorch_tanh" => {}
+        Some(a) => return refuse("activation_function", &format!("is {a}; Kiln computes GPT-2's gelu_new only")),
+    }
+    match v.get("n_inner") {
+        None | Some(Value::Null) => {}
+        Some(x) if x.as_u64() == Some(4 * cfg.n_embd as u64) => {}
+        Some(x) => return refuse("n_inner", &format!("is {x}; Kiln's MLP is 4 x n_embd = {} wide", 4 * cfg.n_embd)),
+    }
+    // (field, the value GPT-2 has and Kiln computes)
+    for (name, want) in [
+        ("scale_attn_weights", true),
+        ("scale_attn_by_inverse_layer_idx", false),
+        ("add_cross_attention", false),
+        ("tie_word_embeddings", true),
+    ] {
+        match v.get(name) {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(b)) if *b == want => {}
+            Some(x) => return refuse(name, &format!("is {x}; Kiln computes GPT-2 as published, with {name}: {want}")),
+        }
+    }
+    match v.get("layer_norm_epsilon") {
+        None | Some(Value::Null) => {}
+        Some(x) if x.as_f64().is_some_and(|e| (e - LAYER_NORM_EPS as f64).abs() <= 1e-9) => {}
+        Some(x) => return refuse("layer_norm_epsilon", &format!("is {x}; Kiln's LayerNorm uses GPT-2's 1e-5")),
+    }
     cfg.validate().map_err(|e| format!("{CONFIG}: {e}"))?;
     Ok(cfg)
 }
@@ -192,30 +321,71 @@ fn tensors_to_bytes_with(
     safetensors::serialize(views, Some(metadata)).expect("serialise")
 }
 
-/// Every tensor of `table` as `prefix + name` (or `transformer.` + that), checked for shape.
-fn tensors_from_bytes(bytes: &[u8], table: &[ParamSpec], prefix: &str, file: &str) -> Result<Vec<Vec<f32>>, String> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| format!("{file} is truncated or corrupt: {e}"))?;
-    table
-        .iter()
-        .map(|spec| {
-            let name = format!("{prefix}{}", spec.name);
-            let view = st
-                .tensor(&name)
-                .or_else(|_| st.tensor(&format!("transformer.{name}")))
-                .map_err(|_| format!("{file} has no tensor {name}: it is not a checkpoint of this model shape"))?;
-            if view.shape() != spec.shape.as_slice() {
+/// The tensors of one or more safetensors files (a model's shards), read as f32.
+struct Weights<'a> {
+    files: Vec<(&'a str, SafeTensors<'a>)>,
+}
+
+impl<'a> Weights<'a> {
+    /// Parses each file's header. `deserialize` checks that every tensor lies inside the bytes
+    /// given, so a header that claims more than the file holds is refused before anything
+    /// is allocated for it.
+    fn parse(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Weights<'a>, String> {
+        let files = files
+            .into_iter()
+            .map(|(name, bytes)| match SafeTensors::deserialize(bytes) {
+                Ok(st) => Ok((name, st)),
+                Err(e) => Err(format!("{name} is truncated or corrupt: {e}")),
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Weights { files })
+    }
+
+    /// The file holding `name` (or `transformer.` + `name`, Hugging Face's full-model prefix).
+    fn find(&self, name: &str) -> Option<(&'a str, TensorView<'a>)> {
+        let prefixed = format!("transformer.{name}");
+        self.files
+            .iter()
+            .find_map(|(file, st)| st.tensor(name).or_else(|_| st.tensor(&prefixed)).ok().map(|t| (*file, t)))
+    }
+
+    /// Every tensor of `table` as `prefix + name`, checked for shape, in table order.
+    fn table(&self, table: &[ParamSpec], prefix: &str) -> Result<Vec<Vec<f32>>, String> {
+        let files = || self.files.iter().map(|(f, _)| *f).collect::<Vec<_>>().join(", ");
+        table
+            .iter()
+            .map(|spec| {
+                let name = format!("{prefix}{}", spec.name);
+                let (file, view) = self.find(&name).ok_or_else(|| {
+                    format!("{} has no tensor {name}: it is not a checkpoint of this model shape", files())
+                })?;
+                if view.shape() != spec.shape.as_slice() {
+                    return Err(format!(
+                        "{file}: {name} has shape {:?}, but {CONFIG} implies {:?}",
+                        view.shape(),
+                        spec.shape
+                    ));
+                }
+                self.convert(file, &name, &view)
+            })
+            .collect()
+    }
+
+    /// The tensor's values as f32: exact from F16 and BF16, rounded from F64.
+    fn convert(&self, file: &str, name: &str, view: &TensorView) -> Result<Vec<f32>, String> {
+        let d = view.data();
+        Ok(match view.dtype() {
+            Dtype::F32 => bytemuck::pod_collect_to_vec(d),
+            Dtype::F16 => d.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::BF16 => d.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::F64 => bytemuck::pod_collect_to_vec::<u8, f64>(d).into_iter().map(|x| x as f32).collect(),
+            other => {
                 return Err(format!(
-                    "{file}: {name} has shape {:?}, but config.json implies {:?}",
-                    view.shape(),
-                    spec.shape
-                ));
-            }
-            match view.dtype() {
-                Dtype::F32 => Ok(bytemuck::pod_collect_to_vec(view.data())),
-                other => Err(format!("{file}: {name} is {other:?}; Kiln reads float32 checkpoints")),
+                    "{file}: {name} is {other:?}; Kiln reads F32, F16, BF16 or F64 weights: convert it to one of those"
+                ))
             }
         })
-        .collect()
+    }
 }
 
 fn parse_state(state: &[u8], optimizer: &[u8], table: &[ParamSpec]) -> Result<TrainState, String> {
@@ -224,7 +394,8 @@ fn parse_state(state: &[u8], optimizer: &[u8], table: &[ParamSpec]) -> Result<Tr
     let train: TrainConfig = serde_json::from_value(v["train"].clone()).map_err(|_| bad("train"))?;
     let step = v["step"].as_u64().ok_or_else(|| bad("step"))? as usize;
     let rng_state = v["rng_state"].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| bad("rng_state"))?;
-    let adam_m = tensors_from_bytes(optimizer, table, "m.", OPTIMIZER)?;
-    let adam_v = tensors_from_bytes(optimizer, table, "v.", OPTIMIZER)?;
+    let moments = Weights::parse([(OPTIMIZER, optimizer)])?;
+    let adam_m = moments.table(table, "m.")?;
+    let adam_v = moments.table(table, "v.")?;
     Ok(TrainState { train, step, rng_state, adam_m, adam_v, run: v["run"].clone() })
 }

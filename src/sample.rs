@@ -7,8 +7,11 @@
 
 use crate::config::ModelConfig;
 use crate::cpu::Rng;
-use crate::gpu::{Gpu, GpuTensor, Kernel, Kernels, Program};
-use crate::model::{block_params, ln_f, WPE, WTE};
+use crate::gpt::{block_forward, final_norm, Attention, BlockActs, GpuWeights, Rec};
+use crate::gpu::params::*;
+use crate::gpu::{Gpu, GpuTensor, Grid, Kernel, Kernels, Program};
+use crate::model::{WPE, WTE};
+use std::rc::Rc;
 
 #[derive(Clone, Debug)]
 pub struct SampleOptions {
@@ -29,7 +32,8 @@ impl Default for SampleOptions {
 
 pub struct Generator {
     pub cfg: ModelConfig,
-    kernels: std::rc::Rc<Kernels>,
+    kernels: Rc<Kernels>,
+    weights: Rc<GpuWeights>,
     cursor: GpuTensor, // (2): token, position
     logits: GpuTensor, // (V)
     /// Attention probabilities of the newest position, per layer: (NH, maxT).
@@ -41,125 +45,69 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// Builds the decode program over parameter buffers in `param_table` order (a training
-    /// model's, or ones uploaded from a checkpoint).
-    pub fn new(gpu: &Gpu, cfg: ModelConfig, params: &[wgpu::Buffer]) -> Generator {
+    /// Builds the decode program over `weights` (a training model's, shared, or ones uploaded
+    /// from a checkpoint): the forward pass's own block recorder, for one row.
+    pub fn new(gpu: &Gpu, weights: Rc<GpuWeights>) -> Generator {
         let kernels = gpu.kernels();
+        let cfg = weights.cfg;
         let (c, v, nh, t) = (cfg.n_embd, cfg.vocab_size, cfg.n_head, cfg.block_size);
         let z = |label: &str, len: usize| GpuTensor::zeros(gpu, label, len);
-        let (cursor, logits) = (z("cursor", 2), z("decode logits", v));
-        let (x, ln, qkv, atty, proj, res2, fch, fch_gelu) = (
-            z("x", c),
-            z("ln", c),
-            z("qkv", 3 * c),
-            z("atty", c),
-            z("proj", c),
-            z("res2", c),
-            z("fch", 4 * c),
-            z("fch_gelu", 4 * c),
-        );
-        let (mean, rstd) = (z("mean", 1), z("rstd", 1));
+        let (cursor, logits, x, proj, no_bias) =
+            (z("cursor", 2), z("decode logits", v), z("x", c), z("proj", c), z("no bias", 1));
+        // One row's activations, shared by every layer; the residual stream `x` is each block's
+        // input and output (a block reads it for the last time before it writes it).
+        let shared = BlockActs {
+            ln1: z("ln1", c),
+            ln1_mean: z("mean", 1),
+            ln1_rstd: z("rstd", 1),
+            qkv: z("qkv", 3 * c),
+            atty: z("atty", c),
+            att: z("decode att", 1),
+            residual2: z("res2", c),
+            ln2: z("ln2", c),
+            ln2_mean: z("mean", 1),
+            ln2_rstd: z("rstd", 1),
+            fch: z("fch", 4 * c),
+            fch_gelu: z("fch_gelu", 4 * c),
+            residual3: x.clone(),
+        };
         let att: Vec<_> = (0..cfg.n_layer).map(|_| z("decode att", nh * t)).collect();
         let caches: Vec<_> = (0..cfg.n_layer).map(|_| (z("cache k", t * c), z("cache v", t * c))).collect();
-        let u = |x: usize| x as u32;
-        let no_bias = z("no bias", 1);
-        let mm = |out: &GpuTensor,
-                  a: &GpuTensor,
-                  w: &wgpu::Buffer,
-                  bias: Option<&wgpu::Buffer>,
-                  n: usize,
-                  k: usize,
-                  tb: bool| {
-            let params = [1, u(n), u(k), 0, tb as u32, bias.is_some() as u32];
-            kernels.dispatch(
-                gpu,
-                Kernel::Matmul,
-                &params,
-                &[&out.buffer, &a.buffer, w, bias.unwrap_or(&no_bias.buffer)],
-                [u(n.div_ceil(64)), 1, 1],
-            )
-        };
-        let mut prog = Program::default();
-        prog.push(kernels.dispatch(
-            gpu,
-            Kernel::DecodeEmbed,
-            &[u(c)],
-            &[&x.buffer, &cursor.buffer, &params[WTE], &params[WPE]],
-            [u(c.div_ceil(64)), 1, 1],
-        ));
-        for l in 0..cfg.n_layer {
-            let w = block_params(l);
-            let (ck, cv) = &caches[l];
-            prog.push(kernels.dispatch(
-                gpu,
-                Kernel::LayernormForward,
-                &[1, u(c)],
-                &[&ln.buffer, &mean.buffer, &rstd.buffer, &x.buffer, &params[w.ln_1_w], &params[w.ln_1_b]],
-                [1, 1, 1],
-            ));
-            prog.push(mm(&qkv, &ln, &params[w.c_attn_w], Some(&params[w.c_attn_b]), 3 * c, c, false));
-            prog.push(kernels.dispatch(
-                gpu,
-                Kernel::KvAppend,
-                &[u(c)],
-                &[&ck.buffer, &cv.buffer, &qkv.buffer, &cursor.buffer],
-                [u(c.div_ceil(64)), 1, 1],
-            ));
-            prog.push(kernels.dispatch(
-                gpu,
-                Kernel::AttentionDecode,
-                &[u(c), u(nh), u(t)],
-                &[&atty.buffer, &att[l].buffer, &qkv.buffer, &ck.buffer, &cv.buffer, &cursor.buffer],
-                [u(nh.div_ceil(64)), 1, 1],
-            ));
-            prog.push(mm(&proj, &atty, &params[w.attn_proj_w], Some(&params[w.attn_proj_b]), c, c, false));
-            prog.push(kernels.dispatch(
-                gpu,
-                Kernel::ResidualForward,
-                &[u(c)],
-                &[&res2.buffer, &x.buffer, &proj.buffer],
-                [1, 1, 1],
-            ));
-            prog.push(kernels.dispatch(
-                gpu,
-                Kernel::LayernormForward,
-                &[1, u(c)],
-                &[&ln.buffer, &mean.buffer, &rstd.buffer, &res2.buffer, &params[w.ln_2_w], &params[w.ln_2_b]],
-                [1, 1, 1],
-            ));
-            prog.push(mm(&fch, &ln, &params[w.c_fc_w], Some(&params[w.c_fc_b]), 4 * c, c, false));
-            prog.push(kernels.dispatch(
-                gpu,
-                Kernel::GeluForward,
-                &[u(4 * c)],
-                &[&fch_gelu.buffer, &fch.buffer],
-                [u((4 * c).div_ceil(256)), 1, 1],
-            ));
-            prog.push(mm(&proj, &fch_gelu, &params[w.mlp_proj_w], Some(&params[w.mlp_proj_b]), c, 4 * c, false));
-            // The block's output becomes the next block's input.
-            prog.push(kernels.dispatch(
-                gpu,
-                Kernel::ResidualForward,
-                &[u(c)],
-                &[&x.buffer, &res2.buffer, &proj.buffer],
-                [1, 1, 1],
-            ));
+        let mut r = Rec::new(gpu, &kernels, &no_bias.buffer);
+        for (part, row0, rows) in &weights.tensors[WTE].parts {
+            let params = DecodeEmbedParams { c: u(c), row0: u(*row0), rows: u(*rows) };
+            r.push(
+                Kernel::DecodeEmbed,
+                params,
+                &[&x.buffer, &cursor.buffer, &part.buffer, weights.buf(WPE)],
+                Grid::Threads(c),
+            );
         }
-        let f = ln_f(&cfg);
-        prog.push(kernels.dispatch(
-            gpu,
-            Kernel::LayernormForward,
-            &[1, u(c)],
-            &[&ln.buffer, &mean.buffer, &rstd.buffer, &x.buffer, &params[f], &params[f + 1]],
-            [1, 1, 1],
-        ));
-        prog.push(mm(&logits, &ln, &params[WTE], None, v, c, true));
-        let mut buffers = vec![x, ln, qkv, atty, proj, res2, fch, fch_gelu, mean, rstd, no_bias];
+        for l in 0..cfg.n_layer {
+            let acts = BlockActs { att: att[l].clone(), ..shared.clone() };
+            let (cache_k, cache_v) = (&caches[l].0, &caches[l].1);
+            let attention = Attention::Decode { cache_k, cache_v, cursor: &cursor, max_t: t };
+            block_forward(&mut r, &weights, l, &x, &acts, &proj, 1, &attention);
+        }
+        let lnf = (&shared.ln1, &shared.ln1_mean, &shared.ln1_rstd);
+        final_norm(&mut r, &weights, lnf, &x, 1);
+        // The tied LM head over each buffer of wte, into its slice of the logits.
+        for (part, row0, rows) in &weights.tensors[WTE].parts {
+            let p = MatmulParams { m: 1, n: u(*rows), k: u(c), trans_b: 1, out_offset: u(*row0), ..Default::default() };
+            r.matmul(p, &logits.buffer, &shared.ln1.buffer, &part.buffer, None);
+        }
+        let program = r.prog;
+        let mut buffers = vec![x, proj, no_bias, shared.ln1, shared.qkv, shared.fch];
         for (k, v) in caches {
             buffers.push(k);
             buffers.push(v);
         }
-        Generator { cfg, kernels, cursor, logits, att, program: prog, _buffers: buffers, context: Vec::new() }
+        Generator { cfg, kernels, weights, cursor, logits, att, program, _buffers: buffers, context: Vec::new() }
+    }
+
+    /// The weights this generator reads.
+    pub fn weights(&self) -> &Rc<GpuWeights> {
+        &self.weights
     }
 
     /// Forgets the cached context.
@@ -169,7 +117,7 @@ impl Generator {
 
     /// Feeds one token at the next position and returns the logits for the token after it.
     /// Sync point: reads back V logits.
-    pub async fn feed(&mut self, gpu: &Gpu, token: u32) -> Vec<f32> {
+    pub async fn feed(&mut self, gpu: &Gpu, token: u32) -> Result<Vec<f32>, String> {
         self.step(gpu, token);
         self.logits.read_f32(gpu).await
     }
@@ -195,9 +143,11 @@ impl Generator {
     }
 
     /// Logits after feeding all of `tokens` (from an empty cache); only the last is read back.
-    pub async fn prefill(&mut self, gpu: &Gpu, tokens: &[u32]) -> Vec<f32> {
+    pub async fn prefill(&mut self, gpu: &Gpu, tokens: &[u32]) -> Result<Vec<f32>, String> {
         self.reset();
-        let Some((&last, rest)) = tokens.split_last() else { return Vec::new() };
+        let Some((&last, rest)) = tokens.split_last() else {
+            return Err("nothing to feed: the prompt is empty".into());
+        };
         for &t in rest {
             self.step(gpu, t);
         }
@@ -213,11 +163,11 @@ impl Generator {
         max_tokens: usize,
         opts: &SampleOptions,
         mut on_token: impl FnMut(u32) -> bool,
-    ) -> Vec<u32> {
+    ) -> Result<Vec<u32>, String> {
         let mut rng = Rng::new(opts.seed);
         // An empty prompt starts from token 0 (a newline in char vocabularies of most texts).
         let start = if prompt.is_empty() { vec![0] } else { prompt.to_vec() };
-        let mut logits = self.prefill(gpu, &start).await;
+        let mut logits = self.prefill(gpu, &start).await?;
         let mut out = Vec::new();
         for i in 0..max_tokens {
             let next = sample_token(&logits, opts, &mut rng);
@@ -225,9 +175,9 @@ impl Generator {
             if !on_token(next) || i + 1 == max_tokens {
                 break;
             }
-            logits = self.feed(gpu, next).await;
+            logits = self.feed(gpu, next).await?;
         }
-        out
+        Ok(out)
     }
 }
 

@@ -4,13 +4,18 @@
 //! - char: the vocabulary is the sorted set of characters of the corpus (a BPE model with no
 //!   merges, so each character is one token); characters outside it are dropped when encoding.
 //! - bpe:N: a byte-level BPE of N tokens trained on the corpus, GPT-2's scheme.
+//! - GPT-2's own: its `vocab.json` and `merges.txt` built into the byte-level BPE that
+//!   `transformers`' GPT2TokenizerFast makes of them, so the ids are the same.
 
 use std::collections::BTreeSet;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::decoders::fuse::Fuse;
-use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
+use tokenizers::models::bpe::{BpeTrainerBuilder, Vocab, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, TokenizerBuilder};
+
+/// GPT-2's end-of-text token.
+const END_OF_TEXT: &str = "<|endoftext|>";
 
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
@@ -42,7 +47,7 @@ impl Tokenizer {
             .vocab_size(vocab_size)
             .min_frequency(2)
             .show_progress(false)
-            .special_tokens(vec![AddedToken::from("<|endoftext|>", true)])
+            .special_tokens(vec![AddedToken::from(END_OF_TEXT, true)])
             .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
             .build();
         let mut inner = TokenizerBuilder::new()
@@ -54,6 +59,43 @@ impl Tokenizer {
             .build()
             .map_err(|e| e.to_string())?;
         inner.train(&mut trainer, text.lines().map(|l| format!("{l}\n"))).map_err(|e| e.to_string())?;
+        Ok(Tokenizer { inner: inner.into() })
+    }
+
+    /// GPT-2's byte-level BPE from its `vocab.json` (token -> id) and `merges.txt` (one merge
+    /// "a b" a line, in rank order, after an optional `#version` line), put together as
+    /// transformers' GPT2TokenizerFast does: no normaliser, a ByteLevel pre-tokenizer without a
+    /// prefix space, the ByteLevel decoder, and `<|endoftext|>` as a special token.
+    pub fn from_vocab_merges(vocab_json: &[u8], merges_txt: &[u8]) -> Result<Tokenizer, String> {
+        let vocab: std::collections::HashMap<String, u32> = serde_json::from_slice(vocab_json)
+            .map_err(|e| format!("vocab.json is not a JSON object of token -> id: {e}"))?;
+        let merges_txt = std::str::from_utf8(merges_txt).map_err(|_| "merges.txt is not UTF-8".to_string())?;
+        let mut merges = Vec::new();
+        for (i, line) in merges_txt.lines().enumerate() {
+            if line.starts_with("#version") || line.is_empty() {
+                continue;
+            }
+            match line.split(' ').collect::<Vec<_>>()[..] {
+                [a, b] => merges.push((a.to_string(), b.to_string())),
+                _ => return Err(format!("merges.txt line {}: expected two tokens separated by one space", i + 1)),
+            }
+        }
+        let special = vocab.contains_key(END_OF_TEXT);
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab.into_iter().collect::<Vocab>(), merges)
+            .build()
+            .map_err(|e| format!("vocab.json and merges.txt do not fit together: {e}"))?;
+        let mut inner = TokenizerBuilder::new()
+            .with_model(bpe)
+            .with_normalizer(None::<tokenizers::NormalizerWrapper>)
+            .with_pre_tokenizer(Some(ByteLevel::new(false, true, true)))
+            .with_post_processor(None::<tokenizers::PostProcessorWrapper>)
+            .with_decoder(Some(ByteLevelDecoder::default()))
+            .build()
+            .map_err(|e| e.to_string())?;
+        if special {
+            inner.add_special_tokens(&[AddedToken::from(END_OF_TEXT, true)]);
+        }
         Ok(Tokenizer { inner: inner.into() })
     }
 
@@ -69,6 +111,11 @@ impl Tokenizer {
 
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
+    }
+
+    /// One more than the largest token id: the vocabulary a model needs for this tokenizer.
+    pub fn id_count(&self) -> usize {
+        self.inner.get_vocab(true).values().max().map_or(0, |&id| id as usize + 1)
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, String> {

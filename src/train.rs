@@ -7,9 +7,10 @@ use crate::checkpoint::{Checkpoint, TrainState};
 use crate::config::{ModelConfig, TrainConfig};
 use crate::cpu::Rng;
 use crate::data::{eval_batches, sample_batch, Dataset};
-use crate::gpt::GpuGpt;
+use crate::gpt::{GpuGpt, GpuWeights};
 use crate::gpu::Gpu;
 use crate::sample::Generator;
+use std::rc::Rc;
 
 pub struct Trainer {
     pub model: GpuGpt,
@@ -60,7 +61,7 @@ impl Trainer {
 
     /// One optimiser step on a fresh random batch. The loss comes back only when `read_loss`
     /// is set (a log step): otherwise nothing waits for the GPU.
-    pub async fn step(&mut self, gpu: &Gpu, read_loss: bool) -> Option<f32> {
+    pub async fn step(&mut self, gpu: &Gpu, read_loss: bool) -> Result<Option<f32>, String> {
         let (b, t) = (self.train.batch_size, self.train.seq_len);
         let (inputs, targets) = sample_batch(&mut self.rng, self.data.train(), b, t);
         self.model.upload_batch(gpu, &inputs, &targets);
@@ -70,11 +71,11 @@ impl Trainer {
     }
 
     /// Mean loss over the fixed validation batches; None without a validation part.
-    pub async fn evaluate(&self, gpu: &Gpu) -> Option<f32> {
+    pub async fn evaluate(&self, gpu: &Gpu) -> Result<Option<f32>, String> {
         if self.eval.is_empty() {
-            return None;
+            return Ok(None);
         }
-        Some(self.model.eval_loss(gpu, &self.eval).await)
+        Ok(Some(self.model.eval_loss(gpu, &self.eval).await?))
     }
 }
 
@@ -89,10 +90,11 @@ impl Trainer {
         eval_count: usize,
     ) -> Result<Trainer, String> {
         let mut trainer = Trainer::new(gpu, cfg, state.train.clone(), data, params, eval_count)?;
-        if state.adam_m.len() != trainer.model.params.len() || state.adam_v.len() != trainer.model.params.len() {
+        let count = trainer.model.weights.table.len();
+        if state.adam_m.len() != count || state.adam_v.len() != count {
             return Err("the optimizer state does not match the model".into());
         }
-        trainer.model.write_adam_state(gpu, &state.adam_m, &state.adam_v);
+        trainer.model.write_adam_state(gpu, &state.adam_m, &state.adam_v)?;
         trainer.rng = Rng::new(state.rng_state);
         trainer.step = state.step;
         Ok(trainer)
@@ -100,32 +102,36 @@ impl Trainer {
 
     /// Everything needed to sample from this model or continue this run. Sync point: reads
     /// the parameters and moments back.
-    pub async fn checkpoint(&self, gpu: &Gpu, tokenizer_json: String, run: serde_json::Value) -> Checkpoint {
-        let params = self.model.read_params(gpu).await;
-        let (adam_m, adam_v) = self.model.read_adam_state(gpu).await;
+    pub async fn checkpoint(
+        &self,
+        gpu: &Gpu,
+        tokenizer_json: String,
+        run: serde_json::Value,
+    ) -> Result<Checkpoint, String> {
+        let params = self.model.read_params(gpu).await?;
+        let (adam_m, adam_v) = self.model.read_adam_state(gpu).await?;
         let state =
             TrainState { train: self.train.clone(), step: self.step, rng_state: self.rng.state(), adam_m, adam_v, run };
-        Checkpoint { cfg: self.model.cfg, params, tokenizer_json, state: Some(state) }
+        Ok(Checkpoint { cfg: self.model.cfg, params, tokenizer_json, state: Some(state) })
     }
 
     /// A generator that reads this model's live parameters.
     pub fn generator(&self, gpu: &Gpu) -> Generator {
-        let buffers: Vec<_> = self.model.params.iter().map(|t| t.buffer.clone()).collect();
-        Generator::new(gpu, self.model.cfg, &buffers)
+        Generator::new(gpu, self.model.weights.clone())
     }
 }
 
-/// Mean loss of `params` over all of `tokens`: windows of T + 1 tokens starting every T tokens
+/// Mean loss of `weights` over all of `tokens`: windows of T + 1 tokens starting every T tokens
 /// (T the block size), each predicting its last T tokens; a tail shorter than a window is left
-/// out. Returns the loss and the number of windows.
+/// out. Forward-only models, `batch` windows at a time. Returns the loss and the number of
+/// windows.
 pub async fn text_loss(
     gpu: &Gpu,
-    cfg: ModelConfig,
-    params: &[Vec<f32>],
+    weights: Rc<GpuWeights>,
     tokens: &[u32],
     batch: usize,
 ) -> Result<(f32, usize), String> {
-    let t = cfg.block_size;
+    let t = weights.cfg.block_size;
     let windows: Vec<(Vec<u32>, Vec<u32>)> = (0..)
         .map(|i| i * t)
         .take_while(|s| s + t < tokens.len())
@@ -135,21 +141,24 @@ pub async fn text_loss(
         return Err(format!("the text has {} tokens, fewer than one block of {} plus one", tokens.len(), t));
     }
     let batch = batch.clamp(1, windows.len());
-    let train = TrainConfig::default();
-    let mut sum = 0.0f64;
+    let (mut sum, mut count) = (0.0f64, 0.0f64);
     let full = windows.len() / batch * batch;
     let join = |ws: &[(Vec<u32>, Vec<u32>)]| {
         (ws.iter().flat_map(|w| w.0.clone()).collect(), ws.iter().flat_map(|w| w.1.clone()).collect())
     };
+    let mut add = |(s, c): (f64, f64)| {
+        sum += s;
+        count += c;
+    };
     if full > 0 {
-        let model = GpuGpt::new(gpu, cfg, params, batch, t, &train)?;
+        let model = GpuGpt::on_weights(gpu, weights.clone(), batch, t, None)?;
         let batches: Vec<_> = windows[..full].chunks(batch).map(join).collect();
-        sum += model.eval_loss(gpu, &batches).await as f64 * full as f64;
+        add(model.eval_sum(gpu, &batches).await?);
     }
     if full < windows.len() {
         let rest = &windows[full..];
-        let model = GpuGpt::new(gpu, cfg, params, rest.len(), t, &train)?;
-        sum += model.eval_loss(gpu, &[join(rest)]).await as f64 * rest.len() as f64;
+        let model = GpuGpt::on_weights(gpu, weights, rest.len(), t, None)?;
+        add(model.eval_sum(gpu, &[join(rest)]).await?);
     }
-    Ok(((sum / windows.len() as f64) as f32, windows.len()))
+    Ok(((sum / count) as f32, windows.len()))
 }

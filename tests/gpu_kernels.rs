@@ -4,7 +4,9 @@
 mod common;
 use common::{assert_close, gpu, random, random_tokens};
 use kiln::cpu;
-use kiln::gpu::{grid_1d, Gpu, GpuTensor, Kernel, Kernels, Program};
+use kiln::gpt::IGNORE;
+use kiln::gpu::params::*;
+use kiln::gpu::{grid_1d, Gpu, GpuTensor, Grid, Kernel, Kernels, Program};
 
 const RTOL: f32 = 1e-4;
 const ATOL: f32 = 1e-5;
@@ -26,35 +28,21 @@ impl Bench {
     fn u(&self, data: &[u32]) -> GpuTensor {
         GpuTensor::from_u32(&self.gpu, "test", data)
     }
-    fn run(&self, kernel: Kernel, params: &[u32], buffers: &[&GpuTensor], groups: [u32; 3]) {
+    /// One dispatch of `kernel` with its `Params` (a typed struct, or plain words in its order).
+    fn run<P: bytemuck::Pod>(&self, kernel: Kernel, params: &P, buffers: &[&GpuTensor], groups: [u32; 3]) {
         let bufs: Vec<_> = buffers.iter().map(|t| &t.buffer).collect();
         let mut prog = Program::default();
-        prog.push(self.kernels.dispatch(&self.gpu, kernel, params, &bufs, groups));
+        prog.push(self.kernels.dispatch(&self.gpu, kernel, params, &bufs, Grid::Tiles(groups)));
         prog.submit(&self.gpu, &self.kernels);
     }
     fn read(&self, t: &GpuTensor) -> Vec<f32> {
-        pollster::block_on(t.read_f32(&self.gpu))
+        pollster::block_on(t.read_f32(&self.gpu)).unwrap()
     }
-    #[allow(clippy::too_many_arguments)]
-    fn matmul(
-        &self,
-        out: &GpuTensor,
-        a: &GpuTensor,
-        b: &GpuTensor,
-        bias: Option<&GpuTensor>,
-        mnk: [usize; 3],
-        ta: bool,
-        tb: bool,
-    ) {
-        let [m, n, k] = mnk;
+    /// out = op(a) @ op(b) (+ bias) with p's shape, flags and offsets.
+    fn matmul(&self, out: &GpuTensor, a: &GpuTensor, b: &GpuTensor, bias: Option<&GpuTensor>, p: MatmulParams) {
         let dummy = self.f(&[0.0]);
-        let params = [m as u32, n as u32, k as u32, ta as u32, tb as u32, bias.is_some() as u32];
-        self.run(
-            Kernel::Matmul,
-            &params,
-            &[out, a, b, bias.unwrap_or(&dummy)],
-            [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1],
-        );
+        let p = MatmulParams { has_bias: bias.is_some() as u32, ..p };
+        self.run(Kernel::Matmul, &p, &[out, a, b, bias.unwrap_or(&dummy)], [p.n.div_ceil(64), p.m.div_ceil(64), 1]);
     }
 }
 
@@ -70,14 +58,15 @@ fn encoder_forward_and_backward() {
         let (wte, wpe) = (random(v * c, 2, 1.0), random(t * c, 3, 1.0));
         let mut want = vec![0.0; n * c];
         cpu::encoder_forward(&mut want, &tokens, &wte, &wpe, b, t, c);
+        // wte split over two buffers, rows [0, 6) and [6, 11), as a large vocabulary is.
+        let parts = [(0usize, 6usize), (6, 5)];
         let out = g.f(&vec![0.0; n * c]);
-        let (tok, wte_g, wpe_g) = (g.u(&tokens), g.f(&wte), g.f(&wpe));
-        g.run(
-            Kernel::EncoderForward,
-            &[b as u32, t as u32, c as u32],
-            &[&out, &tok, &wte_g, &wpe_g],
-            grid_1d((n * c).div_ceil(256)),
-        );
+        let (tok, wpe_g) = (g.u(&tokens), g.f(&wpe));
+        for (row0, rows) in parts {
+            let part = g.f(&wte[row0 * c..(row0 + rows) * c]);
+            let p = EncoderParams { b: u(b), t: u(t), c: u(c), row0: u(row0), rows: u(rows) };
+            g.run(Kernel::EncoderForward, &p, &[&out, &tok, &part, &wpe_g], grid_1d((n * c).div_ceil(256)));
+        }
         assert_close("encoder_forward", &g.read(&out), &want, RTOL, ATOL);
 
         // dwte is added into (it already holds the LM head's share); dwpe is written.
@@ -85,21 +74,22 @@ fn encoder_forward_and_backward() {
         let dwte0 = random(v * c, 5, 1.0);
         let (mut dwte, mut dwpe) = (dwte0.clone(), vec![0.0; t * c]);
         cpu::encoder_backward(&mut dwte, &mut dwpe, &dout, &tokens, b, t, c);
-        let (dwte_g, dwpe_g, dout_g) = (g.f(&dwte0), g.f(&random(t * c, 6, 1.0)), g.f(&dout));
+        let (dwpe_g, dout_g) = (g.f(&random(t * c, 6, 1.0)), g.f(&dout));
         let buckets = g.u(&kiln::gpt::token_buckets(&tokens));
-        g.run(
-            Kernel::EncoderBackwardWte,
-            &[n as u32, c as u32],
-            &[&dwte_g, &dout_g, &buckets],
-            grid_1d((n * c).div_ceil(256)),
-        );
+        let mut got_dwte = Vec::new();
+        for (row0, rows) in parts {
+            let part = g.f(&dwte0[row0 * c..(row0 + rows) * c]);
+            let p = EncoderBackwardWteParams { n: u(n), c: u(c), row0: u(row0), rows: u(rows) };
+            g.run(Kernel::EncoderBackwardWte, &p, &[&part, &dout_g, &buckets], grid_1d((n * c).div_ceil(256)));
+            got_dwte.extend(g.read(&part));
+        }
         g.run(
             Kernel::EncoderBackwardWpe,
             &[b as u32, t as u32, c as u32],
             &[&dwpe_g, &dout_g],
             grid_1d((t * c).div_ceil(256)),
         );
-        assert_close("encoder_backward dwte", &g.read(&dwte_g), &dwte, RTOL, ATOL);
+        assert_close("encoder_backward dwte", &got_dwte, &dwte, RTOL, ATOL);
         assert_close("encoder_backward dwpe", &g.read(&dwpe_g), &dwpe, RTOL, ATOL);
     }
 }
@@ -154,7 +144,13 @@ fn matmul_forward_and_backward() {
         let mut out = vec![0.0; n * oc];
         cpu::matmul_forward(&mut out, &inp, &w, Some(&bias), n, c, oc);
         let (out_g, inp_g, w_g, bias_g) = (g.f(&vec![0.0; n * oc]), g.f(&inp), g.f(&w), g.f(&bias));
-        g.matmul(&out_g, &inp_g, &w_g, Some(&bias_g), [n, oc, c], false, false);
+        g.matmul(
+            &out_g,
+            &inp_g,
+            &w_g,
+            Some(&bias_g),
+            MatmulParams { m: u(n), n: u(oc), k: u(c), ..Default::default() },
+        );
         assert_close("matmul forward", &g.read(&out_g), &out, RTOL, ATOL);
 
         let dout = random(n * oc, 17, 1.0);
@@ -162,8 +158,20 @@ fn matmul_forward_and_backward() {
         cpu::matmul_backward(&mut dinp, &mut dw, Some(&mut db), &dout, &inp, &w, n, c, oc);
         let (dinp_g, dw_g, db_g, dout_g) =
             (g.f(&random(n * c, 1, 1.0)), g.f(&random(c * oc, 2, 1.0)), g.f(&random(oc, 3, 1.0)), g.f(&dout));
-        g.matmul(&dinp_g, &dout_g, &w_g, None, [n, c, oc], false, true);
-        g.matmul(&dw_g, &inp_g, &dout_g, None, [c, oc, n], true, false);
+        g.matmul(
+            &dinp_g,
+            &dout_g,
+            &w_g,
+            None,
+            MatmulParams { m: u(n), n: u(c), k: u(oc), trans_b: 1, ..Default::default() },
+        );
+        g.matmul(
+            &dw_g,
+            &inp_g,
+            &dout_g,
+            None,
+            MatmulParams { m: u(c), n: u(oc), k: u(n), trans_a: 1, ..Default::default() },
+        );
         g.run(Kernel::MatmulBackwardBias, &[n as u32, oc as u32], &[&db_g, &dout_g], [oc.div_ceil(64) as u32, 1, 1]);
         assert_close("matmul backward dinp", &g.read(&dinp_g), &dinp, RTOL, ATOL);
         assert_close("matmul backward dweight", &g.read(&dw_g), &dw, RTOL, ATOL);
@@ -171,6 +179,8 @@ fn matmul_forward_and_backward() {
     }
 }
 
+/// The tied LM head as the chunked classifier runs it: vocabulary chunks read at an offset into
+/// wte, the input gradient summed over chunks (accumulate), wte's gradient written at an offset.
 #[test]
 fn lm_head_through_matmul() {
     let Some(g) = Bench::new() else { return };
@@ -178,16 +188,35 @@ fn lm_head_through_matmul() {
     let (x, wte) = (random(n * c, 18, 1.0), random(v * c, 19, 1.0));
     let mut logits = vec![0.0; n * v];
     cpu::lm_head_forward(&mut logits, &x, &wte, n, c, v);
-    let (logits_g, x_g, wte_g) = (g.f(&vec![0.0; n * v]), g.f(&x), g.f(&wte));
-    g.matmul(&logits_g, &x_g, &wte_g, None, [n, v, c], false, true);
-    assert_close("lm head forward", &g.read(&logits_g), &logits, RTOL, ATOL);
-
     let dlogits = random(n * v, 20, 1.0);
     let (mut dx, mut dwte) = (vec![0.0; n * c], vec![0.0; v * c]);
     cpu::lm_head_backward(&mut dx, &mut dwte, &dlogits, &x, &wte, n, c, v);
-    let (dx_g, dwte_g, dl_g) = (g.f(&vec![0.0; n * c]), g.f(&vec![0.0; v * c]), g.f(&dlogits));
-    g.matmul(&dx_g, &dl_g, &wte_g, None, [n, c, v], false, false);
-    g.matmul(&dwte_g, &dl_g, &x_g, None, [v, c, n], true, false);
+
+    let (x_g, wte_g) = (g.f(&x), g.f(&wte));
+    let (dx_g, dwte_g) = (g.f(&vec![7.0; n * c]), g.f(&vec![7.0; v * c]));
+    let mut got_logits = vec![0.0; n * v];
+    for (i, (v0, w)) in [(0usize, 30usize), (30, 30), (60, 7)].into_iter().enumerate() {
+        let chunk = g.f(&vec![0.0; n * w]);
+        let p = MatmulParams { m: u(n), n: u(w), k: u(c), trans_b: 1, b_offset: u(v0 * c), ..Default::default() };
+        g.matmul(&chunk, &x_g, &wte_g, None, p);
+        for (row, out) in g.read(&chunk).chunks(w).enumerate() {
+            got_logits[row * v + v0..row * v + v0 + w].copy_from_slice(out);
+        }
+        let dl: Vec<f32> = (0..n).flat_map(|row| dlogits[row * v + v0..row * v + v0 + w].to_vec()).collect();
+        let dl_g = g.f(&dl);
+        let p = MatmulParams {
+            m: u(n),
+            n: u(c),
+            k: u(w),
+            accumulate: (i > 0) as u32,
+            b_offset: u(v0 * c),
+            ..Default::default()
+        };
+        g.matmul(&dx_g, &dl_g, &wte_g, None, p);
+        let p = MatmulParams { m: u(w), n: u(c), k: u(n), trans_a: 1, out_offset: u(v0 * c), ..Default::default() };
+        g.matmul(&dwte_g, &dl_g, &x_g, None, p);
+    }
+    assert_close("lm head forward", &got_logits, &logits, RTOL, ATOL);
     assert_close("lm head dx", &g.read(&dx_g), &dx, RTOL, ATOL);
     assert_close("lm head dwte", &g.read(&dwte_g), &dwte, RTOL, ATOL);
 }
@@ -246,31 +275,68 @@ fn gelu_and_residual() {
     assert_close("residual_forward", &g.read(&sum_g), &sum, RTOL, ATOL);
 }
 
+/// The chunked classifier (statistics chunk by chunk, the loss, the gradient chunk by chunk)
+/// against the CPU's one-pass softmax and cross-entropy, with ignored targets.
 #[test]
-fn crossentropy_and_mean_loss() {
+fn classifier_in_chunks() {
     let Some(g) = Bench::new() else { return };
-    for &(n, v) in &[(15, 67), (1, 3), (33, 300)] {
+    for &(n, v, width) in &[(15, 67, 67), (15, 67, 10), (1, 3, 2), (33, 300, 64)] {
         let logits: Vec<f32> = random(n * v, 30, 5.0);
-        let targets = random_tokens(n, v, 31);
-        let dloss = 1.0 / n as f32;
+        let mut targets = random_tokens(n, v, 31);
+        if n > 2 {
+            targets[1] = IGNORE;
+        }
+        let count = targets.iter().filter(|&&t| t != IGNORE).count();
+        let dloss = 1.0 / count as f32;
         let (mut losses, mut dlogits) = (vec![0.0; n], vec![0.0; n * v]);
-        cpu::crossentropy_softmax(&mut losses, &mut dlogits, &logits, &targets, n, v, dloss);
-        let (losses_g, logits_g, targets_g) = (g.f(&vec![0.0; n]), g.f(&logits), g.u(&targets));
-        g.run(
-            Kernel::CrossentropySoftmax,
-            &[n as u32, v as u32, dloss.to_bits()],
-            &[&losses_g, &logits_g, &targets_g],
-            grid_1d(n),
-        );
-        assert_close("crossentropy losses", &g.read(&losses_g), &losses, RTOL, ATOL);
-        assert_close("crossentropy dlogits (in place)", &g.read(&logits_g), &dlogits, RTOL, ATOL);
+        for r in 0..n {
+            if targets[r] == IGNORE {
+                continue;
+            }
+            let row = r * v..(r + 1) * v;
+            let (mut l, mut d) = ([0.0], vec![0.0; v]);
+            cpu::crossentropy_softmax(&mut l, &mut d, &logits[row.clone()], &targets[r..r + 1], 1, v, dloss);
+            losses[r] = l[0];
+            dlogits[row].copy_from_slice(&d);
+        }
+        let mean = losses.iter().sum::<f32>() / count as f32;
 
-        let mean = losses.iter().sum::<f32>() / n as f32;
-        let out_g = g.f(&[10.0]);
-        g.run(Kernel::MeanLoss, &[n as u32, 0], &[&out_g, &losses_g], [1, 1, 1]);
-        assert_close("mean_loss", &g.read(&out_g), &[mean], RTOL, ATOL);
-        g.run(Kernel::MeanLoss, &[n as u32, 1], &[&out_g, &losses_g], [1, 1, 1]);
-        assert_close("mean_loss accumulate", &g.read(&out_g), &[2.0 * mean], RTOL, ATOL);
+        let chunks: Vec<(usize, usize)> = (0..v).step_by(width).map(|v0| (v0, width.min(v - v0))).collect();
+        let chunk_logits = |v0: usize, w: usize| -> Vec<f32> {
+            (0..n).flat_map(|r| logits[r * v + v0..r * v + v0 + w].to_vec()).collect()
+        };
+        let (stats, targets_g, losses_g, loss_g) =
+            (g.f(&vec![0.0; n * 3]), g.u(&targets), g.f(&vec![9.0; n]), g.f(&[9.0, 9.0]));
+        for (i, &(v0, w)) in chunks.iter().enumerate() {
+            let p = ClassifierStatsParams { n: u(n), vc: u(w), v0: u(v0), first: (i == 0) as u32 };
+            g.run(Kernel::ClassifierStats, &p, &[&stats, &g.f(&chunk_logits(v0, w)), &targets_g], grid_1d(n));
+        }
+        let p = ClassifierLossParams { n: u(n), accumulate: 0 };
+        g.run(Kernel::ClassifierLoss, &p, &[&loss_g, &losses_g, &stats, &targets_g], [1, 1, 1]);
+        assert_close("classifier losses", &g.read(&losses_g), &losses, RTOL, ATOL);
+        assert_close("classifier mean and dloss", &g.read(&loss_g), &[mean, dloss], RTOL, ATOL);
+        let mut got = vec![0.0; n * v];
+        for &(v0, w) in &chunks {
+            let chunk = g.f(&chunk_logits(v0, w));
+            let p = ClassifierBackwardParams { n: u(n), vc: u(w), v0: u(v0) };
+            g.run(
+                Kernel::ClassifierBackward,
+                &p,
+                &[&chunk, &stats, &targets_g, &loss_g],
+                grid_1d((n * w).div_ceil(256)),
+            );
+            for (r, row) in g.read(&chunk).chunks(w).enumerate() {
+                got[r * v + v0..r * v + v0 + w].copy_from_slice(row);
+            }
+        }
+        assert_close("classifier dlogits", &got, &dlogits, RTOL, ATOL);
+
+        // Evaluation adds the summed loss and the count into its accumulator.
+        let acc = g.f(&[1.0, 2.0]);
+        let p = ClassifierLossParams { n: u(n), accumulate: 1 };
+        g.run(Kernel::ClassifierLoss, &p, &[&acc, &losses_g, &stats, &targets_g], [1, 1, 1]);
+        let sum = losses.iter().sum::<f32>();
+        assert_close("classifier accumulate", &g.read(&acc), &[1.0 + sum, 2.0 + count as f32], RTOL, ATOL);
     }
 }
 
@@ -323,7 +389,7 @@ fn grad_norm_clip_and_adamw() {
                 Kernel::AdamwUpdate,
                 &params,
                 &[&step_u, &p_g.buffer, &grads_g[i].buffer, &m_g.buffer, &v_g.buffer, &norm_g.buffer],
-                grid_1d(size.div_ceil(256)),
+                Grid::Threads(size),
             ));
             prog.submit(&g.gpu, &g.kernels);
         }

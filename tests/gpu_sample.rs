@@ -5,8 +5,9 @@ mod common;
 use common::{assert_close, random, random_tokens};
 use kiln::config::ModelConfig;
 use kiln::cpu::{CpuGpt, Rng};
-use kiln::gpu::GpuTensor;
+use kiln::gpt::{GpuWeights, Layout};
 use kiln::sample::{argmax, sample_token, Generator, SampleOptions};
+use std::rc::Rc;
 
 fn model(cfg: &ModelConfig) -> Vec<Vec<f32>> {
     // Perturbed away from the plain init so zero biases and unit norms hide nothing.
@@ -20,26 +21,33 @@ fn model(cfg: &ModelConfig) -> Vec<Vec<f32>> {
     params
 }
 
+/// Under the adapter's own layout and under one that splits wte over three buffers (at most
+/// 10 rows each), as a large vocabulary is.
 #[test]
 fn kv_cache_matches_full_forward() {
     let Some(gpu) = common::gpu() else { return };
     let cfg = ModelConfig { vocab_size: 29, n_layer: 2, n_head: 3, n_embd: 48, block_size: 16 };
     let params = model(&cfg);
-    let tensors: Vec<_> = params.iter().map(|p| GpuTensor::from_f32(&gpu, "param", p)).collect();
-    let buffers: Vec<_> = tensors.iter().map(|t| t.buffer.clone()).collect();
-    let mut gen = Generator::new(&gpu, cfg, &buffers);
-    let tokens = random_tokens(20, cfg.vocab_size, 7);
+    let split = Layout { max_buffer_bytes: (4 * 48 * 10) as u64, logits_chunk_bytes: 1 << 20 };
+    for layout in [Layout::for_limits(&gpu.limits), split] {
+        let weights = Rc::new(GpuWeights::upload(&gpu, cfg, layout, &params).unwrap());
+        assert_eq!(weights.tensors[0].parts.len(), if layout == split { 3 } else { 1 });
+        check_decode(&gpu, Generator::new(&gpu, weights), &cfg, &params);
+    }
+}
 
-    let mut cpu = CpuGpt::new(cfg, params.clone());
+fn check_decode(gpu: &kiln::gpu::Gpu, mut gen: Generator, cfg: &ModelConfig, params: &[Vec<f32>]) {
+    let tokens = random_tokens(20, cfg.vocab_size, 7);
+    let mut cpu = CpuGpt::new(*cfg, params.to_vec());
     let (want, _) = cpu.forward(&tokens[..16], None, 1, 16);
     let v = cfg.vocab_size;
     for (i, &t) in tokens[..16].iter().enumerate() {
-        let got = pollster::block_on(gen.feed(&gpu, t));
+        let got = pollster::block_on(gen.feed(gpu, t)).unwrap();
         assert_close(&format!("decode logits at position {i}"), &got, &want[i * v..(i + 1) * v], 1e-4, 1e-5);
     }
     // The cache is full: the next token slides the window to the newest half (tokens 8..16)
     // plus itself, all from position 0.
-    let got = pollster::block_on(gen.feed(&gpu, tokens[16]));
+    let got = pollster::block_on(gen.feed(gpu, tokens[16])).unwrap();
     let (want, _) = cpu.forward(&tokens[8..17], None, 1, 9);
     assert_close("decode logits after the window slid", &got, &want[8 * v..9 * v], 1e-4, 1e-5);
 }

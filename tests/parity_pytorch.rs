@@ -10,7 +10,7 @@ mod common;
 use common::{gpu, max_rel_error};
 use kiln::config::{ModelConfig, TrainConfig};
 use kiln::cpu::CpuGpt;
-use kiln::gpt::GpuGpt;
+use kiln::gpt::{GpuGpt, Layout, IGNORE};
 use kiln::model::param_table;
 use safetensors::SafeTensors;
 
@@ -104,54 +104,91 @@ fn cpu_oracle_matches_pytorch() {
     eprintln!("cpu parity: worst gradient relative error {worst:.2e}");
 }
 
+/// The layouts the GPU path is checked under: the adapter's own (the whole vocabulary in one
+/// chunk, wte in one buffer) and one that splits wte over four buffers of at most 20 rows and
+/// cuts the vocabulary into chunks of at most 7 tokens, as GPT-2's vocabulary is on any adapter.
+fn layouts(gpu: &kiln::gpu::Gpu, fx: &Fixture) -> [(&'static str, Layout); 2] {
+    let split =
+        Layout { max_buffer_bytes: (4 * fx.cfg.n_embd * 20) as u64, logits_chunk_bytes: (4 * fx.b * fx.t * 7) as u64 };
+    [("whole", Layout::for_limits(&gpu.limits)), ("split", split)]
+}
+
 #[test]
 fn gpu_matches_pytorch() {
     let Some(gpu) = gpu() else { return };
     let fx = Fixture::load();
     let (tokens, targets) = (fx.u32s("tokens"), fx.u32s("targets"));
-    let model = GpuGpt::new(&gpu, fx.cfg, &fx.params("param"), fx.b, fx.t, &fx.train).unwrap();
-    model.upload_batch(&gpu, &tokens, &targets);
+    for (name, layout) in layouts(&gpu, &fx) {
+        let build = || GpuGpt::build(&gpu, fx.cfg, &fx.params("param"), fx.b, fx.t, Some(&fx.train), layout).unwrap();
+        let model = build();
+        model.upload_batch(&gpu, &tokens, &targets);
 
-    let logits = pollster::block_on(model.forward_logits(&gpu));
-    let e_logits = check("gpu logits", &logits, &fx.f32s("logits"), 1e-5);
-    let loss = pollster::block_on(model.forward_backward(&gpu));
-    let e_loss = check("gpu loss", &[loss], &fx.f32s("loss"), 1e-5);
-    let grads = pollster::block_on(model.read_grads(&gpu));
-    let mut e_grad = 0.0f32;
-    for (spec, g) in param_table(&fx.cfg).iter().zip(&grads) {
-        e_grad =
-            e_grad.max(check(&format!("gpu grad {}", spec.name), g, &fx.f32s(&format!("grad.{}", spec.name)), 1e-5));
-    }
-
-    // Ten AdamW steps on the same batch, constant lr, clipping at 1.0 (active at every step).
-    let model = GpuGpt::new(&gpu, fx.cfg, &fx.params("param"), fx.b, fx.t, &fx.train).unwrap();
-    model.upload_batch(&gpu, &tokens, &targets);
-    let losses: Vec<f32> = (1..=fx.train.steps)
-        .map(|step| pollster::block_on(model.train_step(&gpu, step, fx.train.lr, &fx.train, true)).unwrap())
-        .collect();
-    let e_steps = check("gpu adamw losses", &losses, &fx.f32s("adamw_losses"), 1e-5);
-    let finals = pollster::block_on(model.read_params(&gpu));
-    let mut e_final = 0.0f32;
-    let c = fx.cfg.n_embd;
-    for (spec, p) in param_table(&fx.cfg).iter().zip(&finals) {
-        let mut want = fx.f32s(&format!("final.{}", spec.name));
-        let mut got = p.clone();
-        if spec.name.ends_with("attn.c_attn.bias") {
-            // The key bias shifts every score of a row equally, which softmax ignores: its true
-            // gradient is zero (1e-20 in the float64 reference), and AdamW turns f32 rounding
-            // noise there into steps of up to lr * noise / eps. Check it apart, by absolute size.
-            let drift = max_abs_diff(&got[c..2 * c], &want[c..2 * c]);
-            assert!(drift < 0.1 * fx.train.lr, "key bias drifted by {drift}");
-            got.drain(c..2 * c);
-            want.drain(c..2 * c);
+        let logits = pollster::block_on(model.logits(&gpu)).unwrap();
+        let e_logits = check(&format!("{name}: gpu logits"), &logits, &fx.f32s("logits"), 1e-5);
+        let loss = pollster::block_on(model.forward_backward(&gpu)).unwrap();
+        let e_loss = check(&format!("{name}: gpu loss"), &[loss], &fx.f32s("loss"), 1e-5);
+        let grads = pollster::block_on(model.read_grads(&gpu)).unwrap();
+        let mut e_grad = 0.0f32;
+        for (spec, g) in param_table(&fx.cfg).iter().zip(&grads) {
+            let want = fx.f32s(&format!("grad.{}", spec.name));
+            e_grad = e_grad.max(check(&format!("{name}: gpu grad {}", spec.name), g, &want, 1e-5));
         }
-        e_final = e_final.max(check(&format!("gpu final {}", spec.name), &got, &want, 5e-4));
+
+        // Ten AdamW steps on the same batch, constant lr, clipping at 1.0 (active at every step).
+        let model = build();
+        model.upload_batch(&gpu, &tokens, &targets);
+        let losses: Vec<f32> = (1..=fx.train.steps)
+            .map(|step| {
+                pollster::block_on(model.train_step(&gpu, step, fx.train.lr, &fx.train, true)).unwrap().unwrap()
+            })
+            .collect();
+        let e_steps = check(&format!("{name}: gpu adamw losses"), &losses, &fx.f32s("adamw_losses"), 1e-5);
+        let finals = pollster::block_on(model.read_params(&gpu)).unwrap();
+        let mut e_final = 0.0f32;
+        let c = fx.cfg.n_embd;
+        for (spec, p) in param_table(&fx.cfg).iter().zip(&finals) {
+            let mut want = fx.f32s(&format!("final.{}", spec.name));
+            let mut got = p.clone();
+            if spec.name.ends_with("attn.c_attn.bias") {
+                // The key bias shifts every score of a row equally, which softmax ignores: its
+                // true gradient is zero (1e-20 in the float64 reference), and AdamW turns f32
+                // rounding noise there into steps of up to lr * noise / eps. Check it apart, by
+                // absolute size.
+                let drift = max_abs_diff(&got[c..2 * c], &want[c..2 * c]);
+                assert!(drift < 0.1 * fx.train.lr, "{name}: key bias drifted by {drift}");
+                got.drain(c..2 * c);
+                want.drain(c..2 * c);
+            }
+            e_final = e_final.max(check(&format!("{name}: gpu final {}", spec.name), &got, &want, 5e-4));
+        }
+        eprintln!(
+            "gpu parity ({gpu}, {name} layout): logits {e_logits:.2e}, loss {e_loss:.2e}, gradients {e_grad:.2e}, \
+             adamw losses {e_steps:.2e}, final params {e_final:.2e}"
+        );
     }
-    eprintln!(
-        "gpu parity ({}): logits {e_logits:.2e}, loss {e_loss:.2e}, gradients {e_grad:.2e}, \
-         adamw losses {e_steps:.2e}, final params {e_final:.2e}",
-        gpu
-    );
+}
+
+/// An evaluation-only model (no gradients, one block's activations) gives the training model's
+/// loss, and ignored targets drop out of the mean.
+#[test]
+fn eval_model_and_ignored_targets() {
+    let Some(gpu) = gpu() else { return };
+    let fx = Fixture::load();
+    let (tokens, targets) = (fx.u32s("tokens"), fx.u32s("targets"));
+    let train = GpuGpt::new(&gpu, fx.cfg, &fx.params("param"), fx.b, fx.t, &fx.train).unwrap();
+    train.upload_batch(&gpu, &tokens, &targets);
+    let (loss, rows) = pollster::block_on(train.row_losses(&gpu)).unwrap();
+    check("training model loss", &[loss], &fx.f32s("loss"), 1e-5);
+    let eval = GpuGpt::for_eval(&gpu, fx.cfg, &fx.params("param"), fx.b, fx.t).unwrap();
+    let batch = [(tokens.clone(), targets.clone())];
+    let e = pollster::block_on(eval.eval_loss(&gpu, &batch)).unwrap();
+    check("evaluation model loss", &[e], &fx.f32s("loss"), 1e-5);
+    // Ignore every other target: the loss is the mean of the rows that are left.
+    let masked: Vec<u32> = targets.iter().enumerate().map(|(i, &t)| if i % 2 == 0 { t } else { IGNORE }).collect();
+    let kept: Vec<f32> = rows.iter().step_by(2).copied().collect();
+    let want = kept.iter().sum::<f32>() / kept.len() as f32;
+    let got = pollster::block_on(eval.eval_loss(&gpu, &[(tokens, masked)])).unwrap();
+    check("masked loss", &[got], &[want], 1e-5);
 }
 
 #[test]
@@ -163,9 +200,9 @@ fn gpu_training_is_deterministic() {
         let model = GpuGpt::new(&gpu, fx.cfg, &fx.params("param"), fx.b, fx.t, &fx.train).unwrap();
         model.upload_batch(&gpu, &tokens, &targets);
         for step in 1..=3 {
-            pollster::block_on(model.train_step(&gpu, step, fx.train.lr, &fx.train, false));
+            pollster::block_on(model.train_step(&gpu, step, fx.train.lr, &fx.train, false)).unwrap();
         }
-        pollster::block_on(model.read_params(&gpu))
+        pollster::block_on(model.read_params(&gpu)).unwrap()
     };
     let (a, b) = (run(), run());
     for (x, y) in a.iter().zip(&b) {

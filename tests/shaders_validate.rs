@@ -1,6 +1,7 @@
 //! Every WGSL file in the shader index parses and validates with naga, and every file in
 //! shaders/ is in the index: no GPU needed.
 
+use kiln::gpu::params::{params_fields, params_size};
 use kiln::gpu::{Kernel, SHADERS};
 
 #[test]
@@ -22,5 +23,27 @@ fn every_shader_file_is_indexed() {
         let path = entry.unwrap().path();
         let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
         assert!(Kernel::ALL.iter().any(|k| k.name() == stem), "{stem}.wgsl is not in the shader index");
+    }
+}
+
+/// The Rust side of each kernel's contract agrees with its WGSL: the `Params` struct's field
+/// names and size, and the workgroup size that `Grid::Threads` divides by.
+#[test]
+fn params_and_workgroup_sizes_match_the_shaders() {
+    for &kernel in Kernel::ALL {
+        let (name, source) = (kernel.name(), kernel.source());
+        let module = naga::front::wgsl::parse_str(source).unwrap();
+        let entry = module.entry_points.iter().find(|e| e.name == name).unwrap();
+        let size: u32 = entry.workgroup_size.iter().product();
+        assert_eq!(size, kernel.group_size(), "{name}: @workgroup_size gives {size} invocations");
+        let (_, ty) = module
+            .types
+            .iter()
+            .find(|(_, t)| t.name.as_deref() == Some("Params"))
+            .unwrap_or_else(|| panic!("{name}.wgsl has no struct Params"));
+        let naga::TypeInner::Struct { members, span } = &ty.inner else { panic!("{name}: Params is not a struct") };
+        let fields: Vec<&str> = members.iter().map(|m| m.name.as_deref().unwrap_or("")).collect();
+        assert_eq!(fields, params_fields(kernel), "{name}: Params fields differ between WGSL and Rust");
+        assert_eq!(*span as usize, params_size(kernel), "{name}: Params sizes differ between WGSL and Rust");
     }
 }

@@ -26,14 +26,14 @@ fn tiny_model_learns_shakespeare() {
     let params = kiln::cpu::init_params(&cfg, 1337);
     let mut trainer = Trainer::new(&gpu, cfg, train, data, &params, 10).unwrap();
 
-    let first_val = pollster::block_on(trainer.evaluate(&gpu)).unwrap();
+    let first_val = pollster::block_on(trainer.evaluate(&gpu)).unwrap().unwrap();
     let uniform = (cfg.vocab_size as f32).ln();
     assert!((first_val - uniform).abs() < 0.3, "untrained loss {first_val} should be near ln(V) = {uniform}");
-    let first = pollster::block_on(trainer.step(&gpu, true)).unwrap();
+    let first = pollster::block_on(trainer.step(&gpu, true)).unwrap().unwrap();
     while !trainer.done() {
-        pollster::block_on(trainer.step(&gpu, false));
+        pollster::block_on(trainer.step(&gpu, false)).unwrap();
     }
-    let last_val = pollster::block_on(trainer.evaluate(&gpu)).unwrap();
+    let last_val = pollster::block_on(trainer.evaluate(&gpu)).unwrap().unwrap();
     eprintln!(
         "tiny: first step loss {first:.3}, validation {first_val:.3} -> {last_val:.3} after {} steps",
         trainer.step

@@ -89,6 +89,11 @@ pub struct TrainArgs {
     /// from the run)
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Start from this checkpoint's weights and tokenizer (a Kiln run folder, a Hugging Face
+    /// GPT-2 folder, or a .kiln file) with a fresh optimizer: continued pre-training on new text.
+    /// The model's shape comes from it; --block may be shorter than its positions.
+    #[arg(long, conflicts_with_all = ["resume", "preset", "layers", "heads", "embd", "tokenizer"])]
+    pub init: Option<PathBuf>,
     /// One JSON object per line on stdout instead of a progress bar
     #[arg(long)]
     pub json: bool,
@@ -137,9 +142,19 @@ pub struct BenchArgs {
     /// Timed steps (after 3 warm-up steps)
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
-    /// Vocabulary size of the timed model (65 is a char-level Shakespeare)
+    /// Vocabulary size of the timed model (65 is a char-level Shakespeare, 50257 GPT-2's)
     #[arg(long, default_value_t = 65)]
     pub vocab: usize,
+    #[arg(long)]
+    pub layers: Option<usize>,
+    #[arg(long)]
+    pub heads: Option<usize>,
+    /// Channels (embedding width)
+    #[arg(long)]
+    pub embd: Option<usize>,
+    /// Block size: tokens per training window
+    #[arg(long)]
+    pub block: Option<usize>,
     #[arg(long)]
     pub batch: Option<usize>,
     #[arg(long)]

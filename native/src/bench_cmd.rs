@@ -4,8 +4,9 @@
 use crate::args::BenchArgs;
 use crate::train_cmd::default_preset;
 use kiln::config::{preset, ModelConfig, TrainConfig};
-use kiln::gpt::GpuGpt;
+use kiln::gpt::{GpuGpt, Layout, Mode};
 use kiln::gpu::{by_kernel, Gpu};
+use kiln::plan::MemoryPlan;
 use serde_json::json;
 use std::time::Instant;
 
@@ -19,16 +20,21 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
     let gpu = pollster::block_on(Gpu::new())?;
     let name = a.preset.clone().unwrap_or_else(|| default_preset(&gpu).to_string());
     let p = preset(&name)?;
+    // The preset gives the shape; single options override it, as in `kiln train`.
     let cfg = ModelConfig {
         vocab_size: a.vocab,
-        n_layer: p.n_layer,
-        n_head: p.n_head,
-        n_embd: p.n_embd,
-        block_size: p.block_size,
+        n_layer: a.layers.unwrap_or(p.n_layer),
+        n_head: a.heads.unwrap_or(p.n_head),
+        n_embd: a.embd.unwrap_or(p.n_embd),
+        block_size: a.block.unwrap_or(p.block_size),
     };
     cfg.validate()?;
-    let (b, t) = (a.batch.unwrap_or(p.batch_size), p.block_size);
+    let (b, t) = (a.batch.unwrap_or(p.batch_size), cfg.block_size);
     let train = TrainConfig { batch_size: b, seq_len: t, ..TrainConfig::default() };
+    train.validate(&cfg)?;
+    let layout = Layout::for_limits(&gpu.limits);
+    let plan = MemoryPlan::new(&cfg, b, t, Mode::Train, &layout);
+    plan.check(&gpu.limits)?;
     let params = kiln::cpu::init_params(&cfg, 1);
     let model = GpuGpt::new(&gpu, cfg, &params, b, t, &train)?;
     let mut rng = kiln::cpu::Rng::new(7);
@@ -37,13 +43,13 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
 
     let warmup = 3;
     for s in 1..=warmup {
-        pollster::block_on(model.train_step(&gpu, s, 1e-4, &train, s == warmup));
+        pollster::block_on(model.train_step(&gpu, s, 1e-4, &train, s == warmup))?;
     }
     let before = model.traffic.get();
     let started = Instant::now();
     for s in 1..=a.steps {
         // The loss is read only after the last step: the one sync of the timed loop.
-        pollster::block_on(model.train_step(&gpu, warmup + s, 1e-4, &train, s == a.steps));
+        pollster::block_on(model.train_step(&gpu, warmup + s, 1e-4, &train, s == a.steps))?;
     }
     let secs = started.elapsed().as_secs_f64();
     let after = model.traffic.get();
@@ -56,7 +62,7 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
     let tflops = flops_per_token * tokens_per_s / 1e12;
     let submits = (after.0 - before.0) as f64 / a.steps as f64;
     let bytes = (after.1 - before.1) as f64 / a.steps as f64;
-    let kernels = pollster::block_on(model.profile_step(&gpu, true)).map(|times| by_kernel(&times));
+    let kernels = pollster::block_on(model.profile_step(&gpu, true))?.map(|times| by_kernel(&times));
 
     if a.json {
         let per_kernel: Vec<_> =
@@ -65,18 +71,24 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
             "{}",
             json!({"event": "bench", "preset": name, "params": kiln::model::num_params(&cfg), "batch": b, "block": t,
             "vocab": cfg.vocab_size, "steps": a.steps, "ms_per_step": ms, "tokens_per_s": tokens_per_s, "tflops": tflops,
-            "submits_per_step": submits, "readback_bytes_per_step": bytes, "adapter": gpu.to_string(), "kernels": per_kernel})
+            "submits_per_step": submits, "readback_bytes_per_step": bytes, "adapter": gpu.to_string(), "kernels": per_kernel,
+            "memory_bytes": plan.total_bytes(), "weight_bytes": plan.weight_bytes, "optimizer_bytes": plan.optimizer_bytes,
+            "activation_bytes": plan.activation_bytes})
         );
         return Ok(());
     }
     println!("adapter: {gpu}");
     println!(
-        "model: {name} ({:.2}M parameters), batch {b} x block {t}, vocabulary {}",
+        "model: {name} shape, {} layers, {} heads, {} channels ({:.2}M parameters), batch {b} x block {t}, vocabulary {}",
+        cfg.n_layer,
+        cfg.n_head,
+        cfg.n_embd,
         kiln::model::num_params(&cfg) as f64 / 1e6,
         cfg.vocab_size
     );
     println!("{ms:.1} ms/step, {tokens_per_s:.0} tokens/s, {tflops:.4} TFLOP/s over {} steps", a.steps);
     println!("{submits:.2} queue submits per step, {bytes:.2} bytes read back per step");
+    println!("holds {}", plan.summary());
     match kernels {
         Some(list) => {
             let total: f64 = list.iter().map(|k| k.1).sum();

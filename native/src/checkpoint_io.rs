@@ -24,7 +24,8 @@ pub fn save(dir: &Path, ckpt: &Checkpoint) -> Result<(), String> {
     Ok(())
 }
 
-/// Loads a checkpoint folder, or a packed `.kiln` file (the browser's download).
+/// Loads a checkpoint folder (Kiln's, or any Hugging Face GPT-2 one), or a packed `.kiln` file
+/// (the browser's download).
 pub fn load(dir: &Path) -> Result<Checkpoint, String> {
     if dir.is_file() {
         let bytes = std::fs::read(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
@@ -34,6 +35,16 @@ pub fn load(dir: &Path) -> Result<Checkpoint, String> {
     if !dir.is_dir() {
         return Err(format!("no checkpoint folder at {}", dir.display()));
     }
-    Checkpoint::from_files(|name| std::fs::read(dir.join(name)).ok())
-        .map_err(|e| format!("cannot load the checkpoint {}: {e}", dir.display()))
+    // The file names, so that a folder of PyTorch pickles is told how to convert them.
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    let shown = dir.display().to_string();
+    Checkpoint::from_folder(&shown, &names, |name| std::fs::read(dir.join(name)).ok()).map_err(|e| {
+        if e.starts_with(&shown) {
+            e
+        } else {
+            format!("cannot load the checkpoint {shown}: {e}")
+        }
+    })
 }

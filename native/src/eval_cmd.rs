@@ -19,7 +19,11 @@ pub fn run(a: EvalArgs) -> Result<(), String> {
         ));
     }
     let gpu = pollster::block_on(Gpu::new())?;
-    let (loss, windows) = pollster::block_on(kiln::train::text_loss(&gpu, ckpt.cfg, &ckpt.params, &tokens, a.batch))?;
+    let layout = kiln::gpt::Layout::for_limits(&gpu.limits);
+    kiln::plan::MemoryPlan::new(&ckpt.cfg, 1, ckpt.cfg.block_size, kiln::gpt::Mode::Eval, &layout)
+        .check(&gpu.limits)?;
+    let weights = std::rc::Rc::new(kiln::gpt::GpuWeights::upload(&gpu, ckpt.cfg, layout, &ckpt.params)?);
+    let (loss, windows) = pollster::block_on(kiln::train::text_loss(&gpu, weights, &tokens, a.batch))?;
     let predicted = windows * ckpt.cfg.block_size;
     if a.json {
         println!(

@@ -2,10 +2,13 @@
 
 use crate::args::SampleArgs;
 use crate::checkpoint_io;
-use kiln::gpu::{Gpu, GpuTensor};
+use kiln::gpt::{GpuWeights, Layout, Mode};
+use kiln::gpu::Gpu;
+use kiln::plan::MemoryPlan;
 use kiln::sample::{Generator, SampleOptions};
 use kiln::tokenizer::Tokenizer;
 use std::io::Write;
+use std::rc::Rc;
 
 pub fn run(a: SampleArgs) -> Result<(), String> {
     if a.temperature < 0.0 || !a.temperature.is_finite() {
@@ -17,10 +20,11 @@ pub fn run(a: SampleArgs) -> Result<(), String> {
     let ckpt = checkpoint_io::load(&a.checkpoint)?;
     let tokenizer = Tokenizer::from_json(ckpt.tokenizer_json.as_bytes())?;
     let gpu = pollster::block_on(Gpu::new())?;
-    kiln::plan::MemoryPlan::new(&ckpt.cfg, 1, 1).check(&gpu.limits)?;
-    let tensors: Vec<_> = ckpt.params.iter().map(|p| GpuTensor::from_f32(&gpu, "param", p)).collect();
-    let buffers: Vec<_> = tensors.iter().map(|t| t.buffer.clone()).collect();
-    let mut generator = Generator::new(&gpu, ckpt.cfg, &buffers);
+    let layout = Layout::for_limits(&gpu.limits);
+    MemoryPlan::new(&ckpt.cfg, 1, 1, Mode::Eval, &layout).check(&gpu.limits)?;
+    let weights = Rc::new(GpuWeights::upload(&gpu, ckpt.cfg, layout, &ckpt.params)?);
+    drop(ckpt.params);
+    let mut generator = Generator::new(&gpu, weights);
     let prompt = tokenizer.encode(&a.prompt)?;
     let opts = SampleOptions { temperature: a.temperature, top_k: a.top_k, top_p: a.top_p, seed: a.seed };
     let mut stdout = std::io::stdout();
@@ -38,7 +42,7 @@ pub fn run(a: SampleArgs) -> Result<(), String> {
             shown = text.len();
         }
         true
-    }));
+    }))?;
     let text = tokenizer.decode(&generated);
     if text.len() > shown && text.is_char_boundary(shown) {
         let _ = write!(stdout, "{}", &text[shown..]);

@@ -72,23 +72,33 @@ fn fresh(a: TrainArgs) -> Result<(), String> {
         preset(p)?;
     }
     let (text, source) = read_corpus(a.data.as_deref())?;
-    let tokenizer = make_tokenizer(&a.tokenizer, &text)?;
+    // From a checkpoint (--init): its shape, weights and tokenizer; otherwise a preset's shape
+    // (single options override it), a new tokenizer and GPT-2's initialisation.
+    let init = a.init.as_deref().map(checkpoint_io::load).transpose()?;
+    let tokenizer = match &init {
+        Some(ckpt) => Tokenizer::from_json(ckpt.tokenizer_json.as_bytes())?,
+        None => make_tokenizer(&a.tokenizer, &text)?,
+    };
     let gpu = pollster::block_on(Gpu::new())?;
-
-    // The preset gives the shape; single options override it.
-    let preset_name = a.preset.clone().unwrap_or_else(|| default_preset(&gpu).to_string());
-    let p = preset(&preset_name)?;
-    let cfg = ModelConfig {
-        vocab_size: tokenizer.vocab_size(),
-        n_layer: a.layers.unwrap_or(p.n_layer),
-        n_head: a.heads.unwrap_or(p.n_head),
-        n_embd: a.embd.unwrap_or(p.n_embd),
-        block_size: a.block.unwrap_or(p.block_size),
+    let preset_name = match &a.init {
+        Some(dir) => format!("init from {}", dir.display()),
+        None => a.preset.clone().unwrap_or_else(|| default_preset(&gpu).to_string()),
+    };
+    let p = preset(a.preset.as_deref().unwrap_or(default_preset(&gpu)))?;
+    let cfg = match &init {
+        Some(ckpt) => ckpt.cfg,
+        None => ModelConfig {
+            vocab_size: tokenizer.vocab_size(),
+            n_layer: a.layers.unwrap_or(p.n_layer),
+            n_head: a.heads.unwrap_or(p.n_head),
+            n_embd: a.embd.unwrap_or(p.n_embd),
+            block_size: a.block.unwrap_or(p.block_size),
+        },
     };
     cfg.validate()?;
     let train = TrainConfig {
         batch_size: a.batch.unwrap_or(p.batch_size),
-        seq_len: cfg.block_size,
+        seq_len: a.block.unwrap_or(p.block_size.min(cfg.block_size)),
         steps: a.steps as usize,
         lr: a.lr,
         warmup: a.warmup,
@@ -98,11 +108,15 @@ fn fresh(a: TrainArgs) -> Result<(), String> {
         ..TrainConfig::default()
     };
     train.validate(&cfg)?;
-    let data = Dataset::new(tokenizer.encode(&text)?, a.val_fraction, train.seq_len)?;
+    let tokens = tokenizer.encode(&text)?;
+    if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= cfg.vocab_size) {
+        return Err(format!("the tokenizer gives token {bad}, outside the model's vocabulary of {}", cfg.vocab_size));
+    }
+    let data = Dataset::new(tokens, a.val_fraction, train.seq_len)?;
     let settings = Settings {
         data: a.data.as_ref().map(|p| std::fs::canonicalize(p).unwrap_or(p.clone())),
         preset: preset_name,
-        tokenizer: a.tokenizer.clone(),
+        tokenizer: if a.init.is_some() { "from --init".into() } else { a.tokenizer.clone() },
         val_fraction: a.val_fraction,
         eval_every: a.eval_every,
         eval_batches: a.eval_batches,
@@ -110,9 +124,14 @@ fn fresh(a: TrainArgs) -> Result<(), String> {
         sample_every: a.sample_every,
         checkpoint_every: a.checkpoint_every,
     };
-    let params = kiln::cpu::init_params(&cfg, a.seed);
+    let params = match init {
+        Some(ckpt) => ckpt.params,
+        None => kiln::cpu::init_params(&cfg, a.seed),
+    };
     let trainer = Trainer::new(&gpu, cfg, train, data, &params, a.eval_batches)?;
-    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(run_folder_name(&settings.preset)));
+    drop(params);
+    let folder = if a.init.is_some() { "init" } else { &settings.preset };
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(run_folder_name(folder)));
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create the run folder {}: {e}", out.display()))?;
     let metrics = std::fs::File::create(out.join("metrics.jsonl"))
         .map_err(|e| format!("cannot write in {}: {e}", out.display()))?;
@@ -197,18 +216,19 @@ fn train_loop(
         json!({"event": "start", "params": n_params, "vocab": cfg.vocab_size, "tokens": trainer.data.tokens.len(),
                "train_tokens": trainer.data.train().len(), "val_tokens": trainer.data.val().len(),
                "adapter": gpu.to_string(), "software": gpu.is_software(), "preset": s.preset,
-               "layers": cfg.n_layer, "heads": cfg.n_head, "embd": cfg.n_embd, "block": cfg.block_size,
+               "layers": cfg.n_layer, "heads": cfg.n_head, "embd": cfg.n_embd, "block": train.seq_len,
                "batch": train.batch_size, "steps": train.steps, "lr": train.lr, "corpus": source,
                "out": out.display().to_string()}),
         &format!(
-            "training {:.2}M parameters ({} layers, {} heads, {} channels, block {}, batch {}, preset {}) on {} ({} tokens, vocabulary {})\nadapter: {gpu}{software}\nrun folder: {}",
-            n_params as f64 / 1e6, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.block_size, train.batch_size, s.preset,
+            "training {:.2}M parameters ({} layers, {} heads, {} channels, block {}, batch {}, {}) on {} ({} tokens, vocabulary {})\nadapter: {gpu}{software}\nrun folder: {}",
+            n_params as f64 / 1e6, cfg.n_layer, cfg.n_head, cfg.n_embd, train.seq_len, train.batch_size,
+            if s.preset.starts_with("init from") { s.preset.clone() } else { format!("preset {}", s.preset) },
             source, trainer.data.tokens.len(), cfg.vocab_size, out.display()
         ),
     );
     let mut generator = trainer.generator(gpu);
     let checkpoint = |trainer: &Trainer, report: &mut Reporter| -> Result<(), String> {
-        let ckpt = pollster::block_on(trainer.checkpoint(gpu, tokenizer.to_json(), s.to_json()));
+        let ckpt = pollster::block_on(trainer.checkpoint(gpu, tokenizer.to_json(), s.to_json()))?;
         checkpoint_io::save(out, &ckpt)?;
         report.event(json!({"event": "checkpoint", "step": trainer.step, "path": out.display().to_string()}), "");
         Ok(())
@@ -223,11 +243,16 @@ fn train_loop(
         let at = |every: usize| every > 0 && step.is_multiple_of(every);
         let log = at(s.log_every.max(1)) || step == 1 || step == train.steps;
         let lr = trainer.lr();
-        let loss = pollster::block_on(trainer.step(gpu, log));
-        if let Some(why) = gpu.failure() {
-            report.finish_progress();
-            return Err(format!("{why}; resume from the last checkpoint with: kiln train --resume {}", out.display()));
-        }
+        let loss = match (pollster::block_on(trainer.step(gpu, log)), gpu.failure()) {
+            (_, Some(why)) | (Err(why), None) => {
+                report.finish_progress();
+                return Err(format!(
+                    "{why}; resume from the last checkpoint with: kiln train --resume {}",
+                    out.display()
+                ));
+            }
+            (Ok(loss), None) => loss,
+        };
         if let Some(loss) = loss {
             if !loss.is_finite() {
                 report.finish_progress();
@@ -245,7 +270,7 @@ fn train_loop(
         }
         let last_step = step == train.steps || stop_after == Some(step);
         if at(s.eval_every) || last_step {
-            if let Some(v) = pollster::block_on(trainer.evaluate(gpu)) {
+            if let Some(v) = pollster::block_on(trainer.evaluate(gpu))? {
                 val_loss = Some(v);
                 history.val.push((step, v));
                 report.event(
@@ -255,7 +280,7 @@ fn train_loop(
             }
         }
         if at(s.sample_every) || last_step {
-            let text = sample(gpu, &mut generator, tokenizer, step as u64);
+            let text = sample(gpu, &mut generator, tokenizer, step as u64)?;
             report.event(
                 json!({"event": "sample", "step": step, "text": text}),
                 &format!("--- sample at step {step} ---\n{text}\n---"),
@@ -285,11 +310,16 @@ fn train_loop(
     Ok(())
 }
 
-fn sample(gpu: &Gpu, generator: &mut kiln::sample::Generator, tokenizer: &Tokenizer, seed: u64) -> String {
+fn sample(
+    gpu: &Gpu,
+    generator: &mut kiln::sample::Generator,
+    tokenizer: &Tokenizer,
+    seed: u64,
+) -> Result<String, String> {
     let prompt = tokenizer.encode("\n").unwrap_or_default();
     let opts = SampleOptions { seed, ..SampleOptions::default() };
-    let tokens = pollster::block_on(generator.generate(gpu, &prompt, 200, &opts, |_| true));
-    tokenizer.decode(&tokens)
+    let tokens = pollster::block_on(generator.generate(gpu, &prompt, 200, &opts, |_| true))?;
+    Ok(tokenizer.decode(&tokens))
 }
 
 /// The tiny preset on software adapters (they are slow), the shakespeare preset on real GPUs.

@@ -1,127 +1,179 @@
-//! GPT-2's backward pass on the GPU, recorded once: the LM head, then each block in reverse,
-//! then the embeddings. Each step's comment names the forward it undoes.
+//! GPT-2's backward pass on the GPU, recorded once: the LM head and its loss chunk by chunk,
+//! then each block in reverse, then the embeddings. Each step's comment names the forward it
+//! undoes.
 //!
 //! Legend: N = B*T rows, C channels, V vocabulary. The residual stream's gradient lives in
-//! `dresidual`; layernorm backward kernels add into it, so it is cleared before each backward.
+//! `dresidual`; layernorm backward kernels add into it, so the program clears it first.
 
-use super::GpuGpt;
-use crate::gpu::{grid_1d, Gpu, GpuTensor, Kernel, Program};
+use super::forward::{lm_head_chunk, Rec};
+use super::{GpuGpt, GpuWeights};
+use crate::gpu::params::*;
+use crate::gpu::{Gpu, GpuTensor, Grid, Kernel, Program};
 use crate::model::{block_params, ln_f, WPE, WTE};
 
 impl GpuGpt {
-    pub(super) fn record_backward(&self, gpu: &Gpu) -> Program {
-        let (cfg, s, k) = (&self.cfg, &self.s, &self.kernels);
-        let (b, t, c, nh, n, v) = (self.b, self.t, cfg.n_embd, cfg.n_head, self.rows(), cfg.vocab_size);
-        let p = |i: usize| &self.params[i].buffer;
-        let g = |i: usize| &self.grads[i];
-        let u = |x: usize| x as u32;
-        let mut prog = Program::default();
-        // LM head: dlnf = dlogits @ wte; dwte = dlogits^T @ lnf (written; the embedding adds later).
-        prog.push(self.matmul(gpu, &s.dln, &s.logits, p(WTE), None, n, c, v, false, false));
-        prog.push(self.matmul(gpu, g(WTE), &s.logits, &s.lnf.buffer, None, v, c, n, true, false));
+    pub(super) fn record_backward(&self, gpu: &Gpu, grads: &GpuWeights) -> Program {
+        let (cfg, s, w) = (&self.cfg, &self.acts.s, &*self.weights);
+        let d = self.acts.scratch.as_ref().expect("training buffers");
+        let (b, t, c, nh, n) = (self.b, self.t, cfg.n_embd, cfg.n_head, self.rows());
+        let g = |i: usize| &grads.tensors[i].whole().buffer;
+        let mut r = self.rec(gpu);
+        r.prog.clear_first(&d.dresidual.buffer);
+        // LM head and loss, one vocabulary chunk at a time, last first: the forward pass left the
+        // last chunk's logits in place, the others are made again. For each chunk:
+        // dlogits = (softmax - onehot) * dloss; dlnf += dlogits @ wte[chunk];
+        // dwte[chunk] = dlogits^T @ lnf (written; the embedding's share is added later).
+        for (i, chunk) in self.chunks.iter().enumerate().rev() {
+            if i + 1 != self.chunks.len() {
+                lm_head_chunk(&mut r, w, &s.logits, &s.lnf, chunk, n);
+            }
+            let params = ClassifierBackwardParams { n: u(n), vc: u(chunk.width), v0: u(chunk.v0) };
+            let bufs = [&s.logits.buffer, &s.stats.buffer, &s.targets.buffer, &s.loss.buffer];
+            r.push(Kernel::ClassifierBackward, params, &bufs, Grid::Threads(n * chunk.width));
+            let wte = &w.tensors[WTE].parts[chunk.part].0;
+            let first = i + 1 == self.chunks.len();
+            let p = MatmulParams {
+                m: u(n),
+                n: u(c),
+                k: u(chunk.width),
+                accumulate: !first as u32,
+                b_offset: u(chunk.local0 * c),
+                ..Default::default()
+            };
+            r.matmul(p, &d.dln.buffer, &s.logits.buffer, &wte.buffer, None);
+            let dwte = &grads.tensors[WTE].parts[chunk.part].0;
+            let p = MatmulParams {
+                m: u(chunk.width),
+                n: u(c),
+                k: u(n),
+                trans_a: 1,
+                out_offset: u(chunk.local0 * c),
+                ..Default::default()
+            };
+            r.matmul(p, &dwte.buffer, &s.logits.buffer, &s.lnf.buffer, None);
+        }
         let f = ln_f(cfg);
-        let last = &self.blocks[cfg.n_layer - 1].residual3;
-        self.layernorm_backward(gpu, &mut prog, f, f + 1, last, &s.lnf_mean, &s.lnf_rstd);
+        let last = &self.acts.blocks[cfg.n_layer - 1].residual3;
+        self.layernorm_backward(&mut r, grads, f, last, &s.lnf_mean, &s.lnf_rstd);
         for l in (0..cfg.n_layer).rev() {
-            let (a, w) = (&self.blocks[l], block_params(l));
-            let res_in = if l == 0 { &s.encoded } else { &self.blocks[l - 1].residual3 };
+            let (a, p) = (&self.acts.blocks[l], block_params(l));
+            let res_in = if l == 0 { &s.encoded } else { &self.acts.blocks[l - 1].residual3 };
             // MLP projection: out = fch_gelu @ W + b.
-            prog.push(self.matmul(gpu, &s.dfch_gelu, &s.dresidual, p(w.mlp_proj_w), None, n, 4 * c, c, false, true));
-            prog.push(self.matmul(
-                gpu,
-                g(w.mlp_proj_w),
+            linear_backward(
+                &mut r,
+                (&d.dfch_gelu, g(p.mlp_proj_w), g(p.mlp_proj_b)),
+                &d.dresidual,
                 &a.fch_gelu,
-                &s.dresidual.buffer,
-                None,
+                w.buf(p.mlp_proj_w),
+                n,
                 4 * c,
                 c,
-                n,
-                true,
-                false,
-            ));
-            prog.push(self.bias_backward(gpu, g(w.mlp_proj_b), &s.dresidual, n, c));
-            prog.push(k.dispatch(
-                gpu,
+            );
+            let count = n * 4 * c;
+            r.push(
                 Kernel::GeluBackward,
-                &[u(n * 4 * c)],
-                &[&s.dfch.buffer, &a.fch.buffer, &s.dfch_gelu.buffer],
-                grid_1d((n * 4 * c).div_ceil(256)),
-            ));
+                CountParams { n: u(count) },
+                &[&d.dfch.buffer, &a.fch.buffer, &d.dfch_gelu.buffer],
+                Grid::Threads(count),
+            );
             // MLP expansion: fch = ln2 @ W + b.
-            prog.push(self.matmul(gpu, &s.dln, &s.dfch, p(w.c_fc_w), None, n, c, 4 * c, false, true));
-            prog.push(self.matmul(gpu, g(w.c_fc_w), &a.ln2, &s.dfch.buffer, None, c, 4 * c, n, true, false));
-            prog.push(self.bias_backward(gpu, g(w.c_fc_b), &s.dfch, n, 4 * c));
-            self.layernorm_backward(gpu, &mut prog, w.ln_2_w, w.ln_2_b, &a.residual2, &a.ln2_mean, &a.ln2_rstd);
+            linear_backward(&mut r, (&d.dln, g(p.c_fc_w), g(p.c_fc_b)), &d.dfch, &a.ln2, w.buf(p.c_fc_w), n, c, 4 * c);
+            self.layernorm_backward(&mut r, grads, p.ln_2_w, &a.residual2, &a.ln2_mean, &a.ln2_rstd);
             // Attention projection: out = atty @ W + b.
-            prog.push(self.matmul(gpu, &s.datty, &s.dresidual, p(w.attn_proj_w), None, n, c, c, false, true));
-            prog.push(self.matmul(gpu, g(w.attn_proj_w), &a.atty, &s.dresidual.buffer, None, c, c, n, true, false));
-            prog.push(self.bias_backward(gpu, g(w.attn_proj_b), &s.dresidual, n, c));
-            let dims = [u(b), u(t), u(c), u(nh)];
-            let rows = grid_1d((b * nh * t).div_ceil(64));
-            prog.push(k.dispatch(
-                gpu,
+            linear_backward(
+                &mut r,
+                (&d.datty, g(p.attn_proj_w), g(p.attn_proj_b)),
+                &d.dresidual,
+                &a.atty,
+                w.buf(p.attn_proj_w),
+                n,
+                c,
+                c,
+            );
+            let dims = AttentionParams { b: u(b), t: u(t), c: u(c), nh: u(nh) };
+            let rows = Grid::Threads(b * nh * t);
+            r.push(
                 Kernel::AttentionBackwardDpreatt,
-                &dims,
-                &[&s.dpreatt.buffer, &s.datty.buffer, &a.qkv.buffer, &a.att.buffer],
+                dims,
+                &[&d.dpreatt.buffer, &d.datty.buffer, &a.qkv.buffer, &a.att.buffer],
                 rows,
-            ));
-            prog.push(k.dispatch(
-                gpu,
+            );
+            r.push(
                 Kernel::AttentionBackwardDqkv,
-                &dims,
-                &[&s.dqkv.buffer, &s.datty.buffer, &a.qkv.buffer, &a.att.buffer, &s.dpreatt.buffer],
+                dims,
+                &[&d.dqkv.buffer, &d.datty.buffer, &a.qkv.buffer, &a.att.buffer, &d.dpreatt.buffer],
                 rows,
-            ));
+            );
             // Fused q,k,v projection: qkv = ln1 @ W + b.
-            prog.push(self.matmul(gpu, &s.dln, &s.dqkv, p(w.c_attn_w), None, n, c, 3 * c, false, true));
-            prog.push(self.matmul(gpu, g(w.c_attn_w), &a.ln1, &s.dqkv.buffer, None, c, 3 * c, n, true, false));
-            prog.push(self.bias_backward(gpu, g(w.c_attn_b), &s.dqkv, n, 3 * c));
-            self.layernorm_backward(gpu, &mut prog, w.ln_1_w, w.ln_1_b, res_in, &a.ln1_mean, &a.ln1_rstd);
+            linear_backward(
+                &mut r,
+                (&d.dln, g(p.c_attn_w), g(p.c_attn_b)),
+                &d.dqkv,
+                &a.ln1,
+                w.buf(p.c_attn_w),
+                n,
+                c,
+                3 * c,
+            );
+            self.layernorm_backward(&mut r, grads, p.ln_1_w, res_in, &a.ln1_mean, &a.ln1_rstd);
         }
-        prog.push(k.dispatch(
-            gpu,
-            Kernel::EncoderBackwardWpe,
-            &[u(b), u(t), u(c)],
-            &[&g(WPE).buffer, &s.dresidual.buffer],
-            grid_1d((t * c).div_ceil(256)),
-        ));
-        prog.push(k.dispatch(
-            gpu,
-            Kernel::EncoderBackwardWte,
-            &[u(n), u(c)],
-            &[&g(WTE).buffer, &s.dresidual.buffer, &s.buckets.buffer],
-            grid_1d((n * c).div_ceil(256)),
-        ));
-        prog
+        let params = EncoderBackwardWpeParams { b: u(b), t: u(t), c: u(c) };
+        r.push(Kernel::EncoderBackwardWpe, params, &[g(WPE), &d.dresidual.buffer], Grid::Threads(t * c));
+        for (dwte, row0, rows) in &grads.tensors[WTE].parts {
+            let params = EncoderBackwardWteParams { n: u(n), c: u(c), row0: u(*row0), rows: u(*rows) };
+            r.push(
+                Kernel::EncoderBackwardWte,
+                params,
+                &[&dwte.buffer, &d.dresidual.buffer, &d.buckets.buffer],
+                Grid::Threads(n * c),
+            );
+        }
+        r.prog
     }
 
     /// Backward of a LayerNorm whose upstream gradient is in `dln`: adds into the residual
-    /// gradient and writes the gradients of its weight and bias.
-    #[allow(clippy::too_many_arguments)]
+    /// gradient and writes the gradients of its weight (table entry `w`) and bias (`w + 1`).
     fn layernorm_backward(
         &self,
-        gpu: &Gpu,
-        prog: &mut Program,
+        r: &mut Rec,
+        grads: &GpuWeights,
         w: usize,
-        bias: usize,
         inp: &GpuTensor,
         mean: &GpuTensor,
         rstd: &GpuTensor,
     ) {
-        let (s, k, n, c) = (&self.s, &self.kernels, self.rows() as u32, self.cfg.n_embd as u32);
-        prog.push(k.dispatch(
-            gpu,
-            Kernel::LayernormBackwardDinp,
-            &[n, c],
-            &[&s.dresidual.buffer, &s.dln.buffer, &inp.buffer, &self.params[w].buffer, &mean.buffer, &rstd.buffer],
-            grid_1d(n as usize),
-        ));
-        prog.push(k.dispatch(
-            gpu,
-            Kernel::LayernormBackwardDparams,
-            &[n, c],
-            &[&self.grads[w].buffer, &self.grads[bias].buffer, &s.dln.buffer, &inp.buffer, &mean.buffer, &rstd.buffer],
-            [c.div_ceil(64), 1, 1],
-        ));
+        let d = self.acts.scratch.as_ref().expect("training buffers");
+        let (n, c) = (self.rows(), self.cfg.n_embd);
+        let params = RowsParams { n: u(n), c: u(c) };
+        let bufs = [&d.dresidual.buffer, &d.dln.buffer, &inp.buffer, self.weights.buf(w), &mean.buffer, &rstd.buffer];
+        r.push(Kernel::LayernormBackwardDinp, params, &bufs, Grid::Groups(n));
+        let (dw, db) = (&grads.tensors[w].whole().buffer, &grads.tensors[w + 1].whole().buffer);
+        let bufs = [dw, db, &d.dln.buffer, &inp.buffer, &mean.buffer, &rstd.buffer];
+        r.push(Kernel::LayernormBackwardDparams, params, &bufs, Grid::Threads(c));
     }
+}
+
+/// Backward of out (N, OC) = inp (N, IC) @ weight (IC, OC) + bias, given dout:
+/// dinp = dout @ weight^T, dweight = inp^T @ dout, dbias = column sums of dout (all written).
+#[allow(clippy::too_many_arguments)]
+fn linear_backward(
+    r: &mut Rec,
+    (dinp, dweight, dbias): (&GpuTensor, &wgpu::Buffer, &wgpu::Buffer),
+    dout: &GpuTensor,
+    inp: &GpuTensor,
+    weight: &wgpu::Buffer,
+    n: usize,
+    ic: usize,
+    oc: usize,
+) {
+    let p = MatmulParams { m: u(n), n: u(ic), k: u(oc), trans_b: 1, ..Default::default() };
+    r.matmul(p, &dinp.buffer, &dout.buffer, weight, None);
+    let p = MatmulParams { m: u(ic), n: u(oc), k: u(n), trans_a: 1, ..Default::default() };
+    r.matmul(p, dweight, &inp.buffer, &dout.buffer, None);
+    r.push(
+        Kernel::MatmulBackwardBias,
+        BiasBackwardParams { n: u(n), oc: u(oc) },
+        &[dbias, &dout.buffer],
+        Grid::Threads(oc),
+    );
 }

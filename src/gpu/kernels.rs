@@ -7,7 +7,7 @@
 use super::{tensor::uniform, Gpu};
 
 macro_rules! kernels {
-    ($($variant:ident => $name:literal;)*) => {
+    ($($variant:ident => $name:literal, $group:literal;)*) => {
         /// One compute kernel: the file `shaders/NAME.wgsl` and its entry point `NAME`.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub enum Kernel { $($variant),* }
@@ -16,6 +16,9 @@ macro_rules! kernels {
             pub const ALL: &'static [Kernel] = &[$(Kernel::$variant),*];
             /// The kernel's name: its WGSL file (without `.wgsl`) and its entry point.
             pub fn name(self) -> &'static str { match self { $(Kernel::$variant => $name),* } }
+            /// Invocations per workgroup, as its `@workgroup_size` says (a test checks they
+            /// agree): what `Grid::Threads` divides by.
+            pub fn group_size(self) -> u32 { match self { $(Kernel::$variant => $group),* } }
         }
 
         /// Every WGSL file with its source. Tests walk this list to validate each with naga.
@@ -26,33 +29,56 @@ macro_rules! kernels {
 }
 
 kernels! {
-    EncoderForward => "encoder_forward";
-    EncoderBackwardWte => "encoder_backward_wte";
-    EncoderBackwardWpe => "encoder_backward_wpe";
-    LayernormForward => "layernorm_forward";
-    LayernormBackwardDinp => "layernorm_backward_dinp";
-    LayernormBackwardDparams => "layernorm_backward_dparams";
-    Matmul => "matmul";
-    MatmulBackwardBias => "matmul_backward_bias";
-    AttentionForward => "attention_forward";
-    AttentionBackwardDpreatt => "attention_backward_dpreatt";
-    AttentionBackwardDqkv => "attention_backward_dqkv";
-    GeluForward => "gelu_forward";
-    GeluBackward => "gelu_backward";
-    ResidualForward => "residual_forward";
-    CrossentropySoftmax => "crossentropy_softmax";
-    MeanLoss => "mean_loss";
-    GradNormPartial => "grad_norm_partial";
-    GradNormFinalize => "grad_norm_finalize";
-    AdamwUpdate => "adamw_update";
-    DecodeEmbed => "decode_embed";
-    KvAppend => "kv_append";
-    AttentionDecode => "attention_decode";
+    EncoderForward => "encoder_forward", 256;
+    EncoderBackwardWte => "encoder_backward_wte", 256;
+    EncoderBackwardWpe => "encoder_backward_wpe", 256;
+    LayernormForward => "layernorm_forward", 64;
+    LayernormBackwardDinp => "layernorm_backward_dinp", 64;
+    LayernormBackwardDparams => "layernorm_backward_dparams", 64;
+    Matmul => "matmul", 256;
+    MatmulBackwardBias => "matmul_backward_bias", 64;
+    AttentionForward => "attention_forward", 64;
+    AttentionBackwardDpreatt => "attention_backward_dpreatt", 64;
+    AttentionBackwardDqkv => "attention_backward_dqkv", 64;
+    GeluForward => "gelu_forward", 256;
+    GeluBackward => "gelu_backward", 256;
+    ResidualForward => "residual_forward", 256;
+    ClassifierStats => "classifier_stats", 64;
+    ClassifierLoss => "classifier_loss", 256;
+    ClassifierBackward => "classifier_backward", 256;
+    GradNormPartial => "grad_norm_partial", 256;
+    GradNormFinalize => "grad_norm_finalize", 256;
+    AdamwUpdate => "adamw_update", 256;
+    DecodeEmbed => "decode_embed", 64;
+    KvAppend => "kv_append", 64;
+    AttentionDecode => "attention_decode", 64;
 }
 
 impl Kernel {
     pub fn source(self) -> &'static str {
         SHADERS[self as usize].1
+    }
+}
+
+/// How many workgroups a dispatch launches, said once per kind of kernel.
+#[derive(Clone, Copy, Debug)]
+pub enum Grid {
+    /// One invocation per item, `group_size` items per workgroup, folded into x and y (see
+    /// `grid_1d`) for kernels that recover a flat index.
+    Threads(usize),
+    /// One workgroup per item (a row, a column block), folded likewise.
+    Groups(usize),
+    /// An explicit grid (tiled kernels).
+    Tiles([u32; 3]),
+}
+
+impl Grid {
+    fn workgroups(self, kernel: Kernel) -> [u32; 3] {
+        match self {
+            Grid::Threads(n) => grid_1d(n.div_ceil(kernel.group_size() as usize)),
+            Grid::Groups(n) => grid_1d(n),
+            Grid::Tiles(g) => g,
+        }
     }
 }
 
@@ -87,17 +113,20 @@ impl Kernels {
         &self.pipelines[k as usize]
     }
 
-    /// Builds one dispatch: a `Params` uniform from `params` (4-byte words: u32, or f32 bits),
-    /// then `buffers` bound from binding 1 on. Done once, at build time, never per step.
-    pub fn dispatch(
+    /// Builds one dispatch: the kernel's `Params` uniform from `params` (a `#[repr(C)]` struct
+    /// mirroring the WGSL one, see `super::params`), then `buffers` bound from binding 1 on.
+    /// Done once, at build time, never per step.
+    pub fn dispatch<P: bytemuck::Pod>(
         &self,
         gpu: &Gpu,
         kernel: Kernel,
-        params: &[u32],
+        params: &P,
         buffers: &[&wgpu::Buffer],
-        workgroups: [u32; 3],
+        grid: Grid,
     ) -> Dispatch {
-        let params_buffer = uniform(gpu, kernel.name(), params);
+        let workgroups = grid.workgroups(kernel);
+        let params_buffer =
+            uniform(gpu, kernel.name(), &bytemuck::pod_collect_to_vec::<u8, u32>(bytemuck::bytes_of(params)));
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: params_buffer.as_entire_binding() }];
         for (i, b) in buffers.iter().enumerate() {
             entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
@@ -118,15 +147,32 @@ pub struct Dispatch {
     pub workgroups: [u32; 3],
 }
 
-/// An ordered list of dispatches: a forward pass, a backward pass, an optimiser step.
+/// An ordered list of dispatches (a forward pass, a backward pass, an optimiser step) and the
+/// buffers it needs zeroed before it runs.
 #[derive(Default)]
 pub struct Program {
     pub dispatches: Vec<Dispatch>,
+    pub clears: Vec<wgpu::Buffer>,
 }
 
 impl Program {
     pub fn push(&mut self, d: Dispatch) {
         self.dispatches.push(d);
+    }
+
+    /// Zeroes `buffer` before each run of this program (for kernels that add into it).
+    pub fn clear_first(&mut self, buffer: &wgpu::Buffer) {
+        self.clears.push(buffer.clone());
+    }
+
+    /// Records this program into `encoder`: its clears, then one compute pass.
+    pub fn encode(&self, kernels: &Kernels, encoder: &mut wgpu::CommandEncoder) {
+        for b in &self.clears {
+            encoder.clear_buffer(b, 0, None);
+        }
+        let mut pass =
+            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("kiln"), timestamp_writes: None });
+        self.record(kernels, &mut pass);
     }
 
     /// Records every dispatch into `pass`, in order. WebGPU orders storage writes between
@@ -155,10 +201,7 @@ impl Program {
     /// Records this program alone into one encoder and submits it (tests and one-off work).
     pub fn submit(&self, gpu: &Gpu, kernels: &Kernels) {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            self.record(kernels, &mut pass);
-        }
+        self.encode(kernels, &mut encoder);
         gpu.queue.submit([encoder.finish()]);
     }
 }

@@ -5,10 +5,11 @@
 
 mod context;
 mod kernels;
+pub mod params;
 mod profile;
 mod tensor;
 
 pub use context::{Gpu, NO_ADAPTER_HELP};
-pub use kernels::{grid_1d, Dispatch, Kernel, Kernels, Program, SHADERS};
+pub use kernels::{grid_1d, Dispatch, Grid, Kernel, Kernels, Program, SHADERS};
 pub use profile::{by_kernel, profile};
 pub use tensor::{map_and_read, read_bytes, uniform, GpuTensor};

@@ -5,21 +5,20 @@
 use super::{map_and_read, Gpu, Kernel, Kernels, Program};
 
 /// Runs `programs` once, each dispatch timed; returns (kernel, nanoseconds) in dispatch order,
-/// or None when the adapter has no timestamp queries. `prepare` may add commands (such as
-/// buffer clears) before the first pass. Sync point: waits for the results.
+/// or None when the adapter has no timestamp queries. Each program's clears come before its
+/// first dispatch, as in a real step. Sync point: waits for the results.
 pub async fn profile(
     gpu: &Gpu,
     kernels: &Kernels,
     programs: &[&Program],
-    prepare: impl FnOnce(&mut wgpu::CommandEncoder),
-) -> Option<Vec<(Kernel, f64)>> {
+) -> Result<Option<Vec<(Kernel, f64)>>, String> {
     if !gpu.has_timestamps() {
-        return None;
+        return Ok(None);
     }
     let dispatches: Vec<_> = programs.iter().flat_map(|p| p.dispatches.iter()).collect();
     let count = (dispatches.len() * 2) as u32;
     if count == 0 || count > wgpu::QUERY_SET_MAX_QUERIES {
-        return None;
+        return Ok(None);
     }
     let queries = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
         label: Some("kernel timestamps"),
@@ -40,36 +39,43 @@ pub async fn profile(
         mapped_at_creation: false,
     });
     let mut encoder = gpu.device.create_command_encoder(&Default::default());
-    prepare(&mut encoder);
-    for (i, d) in dispatches.iter().enumerate() {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(d.kernel.name()),
-            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                query_set: &queries,
-                beginning_of_pass_write_index: Some(2 * i as u32),
-                end_of_pass_write_index: Some(2 * i as u32 + 1),
-            }),
-        });
-        pass.set_pipeline(kernels.pipeline(d.kernel));
-        pass.set_bind_group(0, &d.bind_group, &[]);
-        pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+    let mut i = 0;
+    for program in programs {
+        for b in &program.clears {
+            encoder.clear_buffer(b, 0, None);
+        }
+        for d in &program.dispatches {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(d.kernel.name()),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &queries,
+                    beginning_of_pass_write_index: Some(2 * i as u32),
+                    end_of_pass_write_index: Some(2 * i as u32 + 1),
+                }),
+            });
+            pass.set_pipeline(kernels.pipeline(d.kernel));
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
+            drop(pass);
+            i += 1;
+        }
     }
     encoder.resolve_query_set(&queries, 0..count, &resolved, 0);
     encoder.copy_buffer_to_buffer(&resolved, 0, &staging, 0, size);
     gpu.queue.submit([encoder.finish()]);
-    let bytes = map_and_read(gpu, &staging).await;
+    let bytes = map_and_read(gpu, &staging).await?;
     let stamps: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
     if stamps.len() != count as usize {
-        return None;
+        return Err("the GPU returned too few timestamps".into());
     }
     let period = gpu.queue.get_timestamp_period() as f64;
-    Some(
+    Ok(Some(
         dispatches
             .iter()
             .enumerate()
             .map(|(i, d)| (d.kernel, stamps[2 * i + 1].saturating_sub(stamps[2 * i]) as f64 * period))
             .collect(),
-    )
+    ))
 }
 
 /// Sums per-kernel times by kernel name, largest first: (name, total ns, launches).

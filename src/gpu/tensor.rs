@@ -6,6 +6,7 @@
 use super::Gpu;
 use wgpu::util::DeviceExt;
 
+#[derive(Clone)]
 pub struct GpuTensor {
     pub buffer: wgpu::Buffer,
     /// Length in 4-byte words.
@@ -57,9 +58,9 @@ impl GpuTensor {
     }
 
     /// Copies the whole tensor to the CPU. Sync point: waits for all submitted work.
-    pub async fn read_f32(&self, gpu: &Gpu) -> Vec<f32> {
-        let bytes = read_bytes(gpu, &self.buffer, 0, (self.len * 4) as u64).await;
-        bytemuck::cast_slice(&bytes).to_vec()
+    pub async fn read_f32(&self, gpu: &Gpu) -> Result<Vec<f32>, String> {
+        let bytes = read_bytes(gpu, &self.buffer, 0, (self.len * 4) as u64).await?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 }
 
@@ -75,9 +76,9 @@ pub fn uniform(gpu: &Gpu, label: &str, words: &[u32]) -> wgpu::Buffer {
 }
 
 /// Reads `size` bytes of `buffer` from `offset`. Sync point: submits a copy and waits for it.
-pub async fn read_bytes(gpu: &Gpu, buffer: &wgpu::Buffer, offset: u64, size: u64) -> Vec<u8> {
+pub async fn read_bytes(gpu: &Gpu, buffer: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>, String> {
     if size == 0 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("read-back staging"),
@@ -91,8 +92,9 @@ pub async fn read_bytes(gpu: &Gpu, buffer: &wgpu::Buffer, offset: u64, size: u64
     map_and_read(gpu, &staging).await
 }
 
-/// Maps a MAP_READ buffer that already holds the data and returns its bytes.
-pub async fn map_and_read(gpu: &Gpu, staging: &wgpu::Buffer) -> Vec<u8> {
+/// Maps a MAP_READ buffer that already holds the data and returns its bytes, or why it could
+/// not (a lost device, an error in the work that filled it).
+pub async fn map_and_read(gpu: &Gpu, staging: &wgpu::Buffer) -> Result<Vec<u8>, String> {
     let (tx, rx) = futures_channel::oneshot::channel();
     staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
@@ -102,14 +104,16 @@ pub async fn map_and_read(gpu: &Gpu, staging: &wgpu::Buffer) -> Vec<u8> {
     gpu.wait();
     #[cfg(target_arch = "wasm32")]
     let _ = gpu;
-    let mapped = rx.await.map(|r| r.is_ok()).unwrap_or(false);
-    if !mapped {
-        return Vec::new();
+    let why = |e: String| gpu.failure().unwrap_or(e);
+    match rx.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(why(format!("reading from the GPU failed: {e}"))),
+        Err(_) => return Err(why("reading from the GPU failed: the device dropped the request".into())),
     }
     let bytes = match staging.slice(..).get_mapped_range() {
         Ok(view) => view.to_vec(),
-        Err(_) => Vec::new(),
+        Err(e) => return Err(why(format!("reading from the GPU failed: {e:?}"))),
     };
     staging.unmap();
-    bytes
+    Ok(bytes)
 }

@@ -9,6 +9,7 @@ mod views;
 use kiln::checkpoint::Checkpoint;
 use kiln::config::{ModelConfig, TrainConfig};
 use kiln::data::Dataset;
+use kiln::gpt::{Layout, Mode};
 use kiln::gpu::Gpu;
 use kiln::plan::MemoryPlan;
 use kiln::sample::SampleOptions;
@@ -29,6 +30,8 @@ pub(crate) struct Run {
     pub trainer: Trainer,
     pub tokenizer: Tokenizer,
     pub generator: kiln::sample::Generator,
+    /// The validation share this run was started with, saved with its checkpoints.
+    pub val_fraction: f32,
 }
 
 #[wasm_bindgen]
@@ -37,6 +40,8 @@ pub struct Session {
     adapter: String,
     software: bool,
     limits: Value,
+    /// The adapter's limits, for memory plans made while the GPU is busy.
+    gpu_limits: wgpu::Limits,
 }
 
 fn err(e: impl std::fmt::Display) -> JsValue {
@@ -76,6 +81,7 @@ impl Session {
             adapter: gpu.to_string(),
             software: gpu.is_software(),
             limits,
+            gpu_limits: gpu.limits.clone(),
             state: Rc::new(RefCell::new(Some(State { gpu, run: None }))),
         })
     }
@@ -96,12 +102,10 @@ impl Session {
     /// `config`: {"vocab","layers","heads","embd","block","batch"}.
     pub fn plan(&self, config: &str) -> Result<String, JsValue> {
         let (cfg, train) = parse_config(config, None)?;
-        let plan = MemoryPlan::new(&cfg, train.batch_size, train.seq_len);
-        let fits = cfg.validate().and_then(|_| match self.state.borrow().as_ref() {
-            Some(s) => plan.check(&s.gpu.limits),
-            None => Ok(()),
-        });
-        Ok(json!({"params": kiln::model::num_params(&cfg), "bytes": plan.total_bytes(),
+        let layout = Layout::for_limits(&self.gpu_limits);
+        let plan = MemoryPlan::new(&cfg, train.batch_size, train.seq_len, Mode::Train, &layout);
+        let fits = cfg.validate().and_then(|_| plan.check(&self.gpu_limits));
+        Ok(json!({"params": kiln::model::num_params(&cfg), "bytes": plan.total_bytes(), "summary": plan.summary(),
                   "fits": fits.is_ok(), "reason": fits.err()})
         .to_string())
     }
@@ -122,7 +126,7 @@ impl Session {
         let trainer = Trainer::new(&state.gpu, cfg, train, data, &params, eval_batches).map_err(err)?;
         let generator = trainer.generator(&state.gpu);
         let info = run_info(&trainer);
-        state.run = Some(Run { trainer, tokenizer, generator });
+        state.run = Some(Run { trainer, tokenizer, generator, val_fraction });
         Ok(info)
     }
 
@@ -139,7 +143,7 @@ impl Session {
         let trainer = Trainer::resume(&state.gpu, ckpt.cfg, &st, data, &ckpt.params, 10).map_err(err)?;
         let generator = trainer.generator(&state.gpu);
         let info = run_info(&trainer);
-        state.run = Some(Run { trainer, tokenizer, generator });
+        state.run = Some(Run { trainer, tokenizer, generator, val_fraction });
         Ok(info)
     }
 
@@ -154,8 +158,8 @@ impl Session {
                     if run.trainer.done() {
                         break;
                     }
-                    loss =
-                        run.trainer.step(&s.gpu, i + 1 == n || run.trainer.step + 1 == run.trainer.train.steps).await;
+                    let last = i + 1 == n || run.trainer.step + 1 == run.trainer.train.steps;
+                    loss = run.trainer.step(&s.gpu, last).await.map_err(err)?;
                 }
                 Ok(JsValue::from_str(
                     &json!({"step": run.trainer.step, "loss": loss, "lr": run.trainer.lr(),
@@ -172,7 +176,10 @@ impl Session {
     pub fn evaluate(&self) -> js_sys::Promise {
         with_state(&self.state, |s| async move {
             let r = match s.run.as_ref() {
-                Some(run) => Ok(JsValue::from_f64(run.trainer.evaluate(&s.gpu).await.unwrap_or(f32::NAN) as f64)),
+                Some(run) => match run.trainer.evaluate(&s.gpu).await {
+                    Ok(v) => Ok(JsValue::from_f64(v.unwrap_or(f32::NAN) as f64)),
+                    Err(e) => Err(err(e)),
+                },
                 None => Err(err("press Train first")),
             };
             (s, r)
@@ -185,9 +192,8 @@ impl Session {
             let r = async {
                 let run = s.run.as_ref().ok_or_else(|| err("press Train first"))?;
                 let tokens = run.tokenizer.encode(&text).map_err(err)?;
-                let params = run.trainer.model.read_params(&s.gpu).await;
-                let (loss, _) =
-                    kiln::train::text_loss(&s.gpu, run.trainer.model.cfg, &params, &tokens, 16).await.map_err(err)?;
+                let weights = run.trainer.model.weights.clone();
+                let (loss, _) = kiln::train::text_loss(&s.gpu, weights, &tokens, 16).await.map_err(err)?;
                 Ok(JsValue::from_f64(loss as f64))
             }
             .await;
@@ -219,7 +225,8 @@ impl Session {
                         let _ = on_text.call1(&JsValue::NULL, &JsValue::from_str(&tok.decode(&[t])));
                         true
                     })
-                    .await;
+                    .await
+                    .map_err(err)?;
                 Ok(JsValue::from_str(&run.tokenizer.decode(&out)))
             }
             .await;
@@ -232,10 +239,8 @@ impl Session {
         with_state(&self.state, |s| async move {
             let r = async {
                 let run = s.run.as_ref().ok_or_else(|| err("press Train first"))?;
-                let ckpt = run
-                    .trainer
-                    .checkpoint(&s.gpu, run.tokenizer.to_json(), json!({"val_fraction": 0.1, "source": "browser"}))
-                    .await;
+                let settings = json!({"val_fraction": run.val_fraction, "source": "browser"});
+                let ckpt = run.trainer.checkpoint(&s.gpu, run.tokenizer.to_json(), settings).await.map_err(err)?;
                 Ok(js_sys::Uint8Array::from(ckpt.to_packed().as_slice()).into())
             }
             .await;
@@ -279,7 +284,7 @@ impl Session {
         with_state(&self.state, |s| async move {
             let r = async {
                 let run = s.run.as_ref().ok_or_else(|| err("press Train first"))?;
-                let times = run.trainer.model.profile_step(&s.gpu, false).await;
+                let times = run.trainer.model.profile_step(&s.gpu, false).await.map_err(err)?;
                 Ok(match times {
                     Some(t) => JsValue::from_str(
                         &json!(kiln::gpu::by_kernel(&t)

@@ -19,9 +19,9 @@ pub async fn attention(gpu: &Gpu, run: &mut Run, prompt: &str) -> Result<JsValue
     let mut layers = vec![vec![Vec::new(); nh]; cfg.n_layer];
     run.generator.reset();
     for (t, &id) in ids.iter().enumerate() {
-        run.generator.feed(gpu, id).await;
+        run.generator.feed(gpu, id).await.map_err(err)?;
         for (l, heads) in layers.iter_mut().enumerate() {
-            let att = run.generator.att[l].read_f32(gpu).await;
+            let att = run.generator.att[l].read_f32(gpu).await.map_err(err)?;
             for (h, rows) in heads.iter_mut().enumerate() {
                 rows.push(att[h * max_t..h * max_t + t + 1].to_vec());
             }
@@ -37,7 +37,7 @@ pub async fn next_tokens(gpu: &Gpu, run: &mut Run, prompt: &str, count: usize) -
     if ids.is_empty() {
         return Err(err("the prompt has no characters this model knows: type some from its corpus"));
     }
-    let logits = run.generator.prefill(gpu, &ids).await;
+    let logits = run.generator.prefill(gpu, &ids).await.map_err(err)?;
     let probs = kiln::sample::softmax(&logits);
     let mut order: Vec<usize> = (0..probs.len()).collect();
     order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));

@@ -1,0 +1,190 @@
+//! The forward pass, recorded once: the one place that lays out a transformer block's kernels,
+//! used by training, evaluation and decoding alike (they differ only in the attention step and
+//! the row count), plus the embeddings and the chunked LM head.
+//!
+//! Legend: N rows (B*T when training, 1 when decoding), C channels, NH heads, V vocabulary.
+
+use super::{BlockActs, GpuWeights, VocabChunk};
+use crate::gpu::params::*;
+use crate::gpu::{Gpu, GpuTensor, Grid, Kernel, Kernels, Program};
+use crate::model::{block_params, ln_f, WPE, WTE};
+
+/// Builds one program: dispatches with their parameters, bindings and grids.
+pub(crate) struct Rec<'a> {
+    pub gpu: &'a Gpu,
+    pub k: &'a Kernels,
+    /// Bound where a matmul has no bias (WebGPU bindings cannot be empty).
+    pub no_bias: &'a wgpu::Buffer,
+    pub prog: Program,
+}
+
+impl<'a> Rec<'a> {
+    pub fn new(gpu: &'a Gpu, k: &'a Kernels, no_bias: &'a wgpu::Buffer) -> Rec<'a> {
+        Rec { gpu, k, no_bias, prog: Program::default() }
+    }
+
+    pub fn push<P: bytemuck::Pod>(&mut self, kernel: Kernel, params: P, bufs: &[&wgpu::Buffer], grid: Grid) {
+        self.prog.push(self.k.dispatch(self.gpu, kernel, &params, bufs, grid));
+    }
+
+    /// out (M, N) = op(a) @ op(b) (+ bias); see matmul.wgsl for the layouts and offsets.
+    pub fn matmul(
+        &mut self,
+        p: MatmulParams,
+        out: &wgpu::Buffer,
+        a: &wgpu::Buffer,
+        b: &wgpu::Buffer,
+        bias: Option<&wgpu::Buffer>,
+    ) {
+        let grid = Grid::Tiles([p.n.div_ceil(64), p.m.div_ceil(64), 1]);
+        let p = MatmulParams { has_bias: bias.is_some() as u32, ..p };
+        self.push(Kernel::Matmul, p, &[out, a, b, bias.unwrap_or(self.no_bias)], grid);
+    }
+
+    /// A linear layer in GPT-2's Conv1D layout: out (N, OC) = inp (N, IC) @ W (IC, OC) + bias,
+    /// with W table entry `weight` of `w` and its bias the entry after it. The one place every
+    /// projection of a block is recorded.
+    pub fn linear(&mut self, out: &GpuTensor, inp: &GpuTensor, w: &GpuWeights, weight: usize, [n, ic, oc]: [usize; 3]) {
+        let p = MatmulParams { m: u(n), n: u(oc), k: u(ic), ..Default::default() };
+        self.matmul(p, &out.buffer, &inp.buffer, w.buf(weight), Some(w.buf(weight + 1)));
+    }
+
+    pub fn layernorm(
+        &mut self,
+        a: (&GpuTensor, &GpuTensor, &GpuTensor),
+        inp: &GpuTensor,
+        w: &wgpu::Buffer,
+        b: &wgpu::Buffer,
+        n: usize,
+        c: usize,
+    ) {
+        let (out, mean, rstd) = a;
+        let bufs = [&out.buffer, &mean.buffer, &rstd.buffer, &inp.buffer, w, b];
+        self.push(Kernel::LayernormForward, RowsParams { n: u(n), c: u(c) }, &bufs, Grid::Groups(n));
+    }
+
+    pub fn residual(&mut self, out: &GpuTensor, a: &GpuTensor, b: &GpuTensor, count: usize) {
+        let bufs = [&out.buffer, &a.buffer, &b.buffer];
+        self.push(Kernel::ResidualForward, CountParams { n: u(count) }, &bufs, Grid::Threads(count));
+    }
+}
+
+/// How a block's attention finds its keys and values.
+pub(crate) enum Attention<'a> {
+    /// Causal attention within each of B sequences of T rows; the probabilities are kept in
+    /// the block's `att` (B, NH, T, T) for the backward pass.
+    Full { b: usize, t: usize },
+    /// One new position (`cursor` = token, position) appended to a KV cache of `max_t` rows
+    /// and attending over it; `att` (NH, maxT) keeps its probabilities for the page's views.
+    Decode { cache_k: &'a GpuTensor, cache_v: &'a GpuTensor, cursor: &'a GpuTensor, max_t: usize },
+}
+
+/// One transformer block: x -> x + attn(ln1(x)) -> (that) + mlp(ln2(that)), from `input` into
+/// `a.residual3`, with `proj` as scratch for both projections before their residual adds.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn block_forward(
+    r: &mut Rec,
+    w: &GpuWeights,
+    layer: usize,
+    input: &GpuTensor,
+    a: &BlockActs<GpuTensor>,
+    proj: &GpuTensor,
+    n: usize,
+    attention: &Attention,
+) {
+    let c = w.cfg.n_embd;
+    let nh = w.cfg.n_head;
+    let p = block_params(layer);
+    r.layernorm((&a.ln1, &a.ln1_mean, &a.ln1_rstd), input, w.buf(p.ln_1_w), w.buf(p.ln_1_b), n, c);
+    r.linear(&a.qkv, &a.ln1, w, p.c_attn_w, [n, c, 3 * c]);
+    match attention {
+        Attention::Full { b, t } => {
+            let params = AttentionParams { b: u(*b), t: u(*t), c: u(c), nh: u(nh) };
+            r.push(
+                Kernel::AttentionForward,
+                params,
+                &[&a.atty.buffer, &a.att.buffer, &a.qkv.buffer],
+                Grid::Threads(b * nh * t),
+            );
+        }
+        Attention::Decode { cache_k, cache_v, cursor, max_t } => {
+            let bufs = [&cache_k.buffer, &cache_v.buffer, &a.qkv.buffer, &cursor.buffer];
+            r.push(Kernel::KvAppend, KvAppendParams { c: u(c) }, &bufs, Grid::Threads(c));
+            let params = AttentionDecodeParams { c: u(c), nh: u(nh), max_t: u(*max_t) };
+            let bufs = [&a.atty.buffer, &a.att.buffer, &a.qkv.buffer, &cache_k.buffer, &cache_v.buffer, &cursor.buffer];
+            r.push(Kernel::AttentionDecode, params, &bufs, Grid::Threads(nh));
+        }
+    }
+    r.linear(proj, &a.atty, w, p.attn_proj_w, [n, c, c]);
+    r.residual(&a.residual2, input, proj, n * c);
+    r.layernorm((&a.ln2, &a.ln2_mean, &a.ln2_rstd), &a.residual2, w.buf(p.ln_2_w), w.buf(p.ln_2_b), n, c);
+    r.linear(&a.fch, &a.ln2, w, p.c_fc_w, [n, c, 4 * c]);
+    let count = n * 4 * c;
+    r.push(
+        Kernel::GeluForward,
+        CountParams { n: u(count) },
+        &[&a.fch_gelu.buffer, &a.fch.buffer],
+        Grid::Threads(count),
+    );
+    r.linear(proj, &a.fch_gelu, w, p.mlp_proj_w, [n, 4 * c, c]);
+    r.residual(&a.residual3, &a.residual2, proj, n * c);
+}
+
+/// Token plus position embeddings of a (B, T) batch, one dispatch per buffer of wte.
+pub(crate) fn embed(r: &mut Rec, w: &GpuWeights, out: &GpuTensor, tokens: &GpuTensor, b: usize, t: usize) {
+    let c = w.cfg.n_embd;
+    for (part, row0, rows) in &w.tensors[WTE].parts {
+        let params = EncoderParams { b: u(b), t: u(t), c: u(c), row0: u(*row0), rows: u(*rows) };
+        let bufs = [&out.buffer, &tokens.buffer, &part.buffer, w.buf(WPE)];
+        r.push(Kernel::EncoderForward, params, &bufs, Grid::Threads(b * t * c));
+    }
+}
+
+/// The final LayerNorm of the residual stream.
+pub(crate) fn final_norm(
+    r: &mut Rec,
+    w: &GpuWeights,
+    out: (&GpuTensor, &GpuTensor, &GpuTensor),
+    inp: &GpuTensor,
+    n: usize,
+) {
+    let f = ln_f(&w.cfg);
+    r.layernorm(out, inp, w.buf(f), w.buf(f + 1), n, w.cfg.n_embd);
+}
+
+/// logits[.., chunk] = lnf @ wte[chunk]^T: the tied LM head over one vocabulary chunk, into
+/// `logits` (N, width).
+pub(crate) fn lm_head_chunk(
+    r: &mut Rec,
+    w: &GpuWeights,
+    logits: &GpuTensor,
+    lnf: &GpuTensor,
+    chunk: &VocabChunk,
+    n: usize,
+) {
+    let c = w.cfg.n_embd;
+    let part = &w.tensors[WTE].parts[chunk.part].0;
+    let p = MatmulParams {
+        m: u(n),
+        n: u(chunk.width),
+        k: u(c),
+        trans_b: 1,
+        b_offset: u(chunk.local0 * c),
+        ..Default::default()
+    };
+    r.matmul(p, &logits.buffer, &lnf.buffer, &part.buffer, None);
+}
+
+/// Softmax statistics of one chunk of logits merged into `stats` (see classifier_stats.wgsl).
+pub(crate) fn classifier_stats(
+    r: &mut Rec,
+    stats: &GpuTensor,
+    logits: &GpuTensor,
+    targets: &GpuTensor,
+    chunk: &VocabChunk,
+    first: bool,
+    n: usize,
+) {
+    let params = ClassifierStatsParams { n: u(n), vc: u(chunk.width), v0: u(chunk.v0), first: first as u32 };
+    r.push(Kernel::ClassifierStats, params, &[&stats.buffer, &logits.buffer, &targets.buffer], Grid::Groups(n));
+}
