@@ -93,8 +93,8 @@ impl Generator {
         final_norm(&mut r, &weights, lnf, &x, 1);
         // The tied LM head over each buffer of wte, into its slice of the logits.
         for (part, row0, rows) in &weights.tensors[WTE].parts {
-            let p = MatmulParams { m: 1, n: u(*rows), k: u(c), trans_b: 1, out_offset: u(*row0), ..Default::default() };
-            r.matmul(p, &logits.buffer, &shared.ln1.buffer, &part.buffer, None);
+            let p = MatvecParams { n: u(*rows), k: u(c), trans_b: 1, out_offset: u(*row0), ..Default::default() };
+            r.matvec(p, &logits.buffer, &shared.ln1.buffer, &part.buffer, None);
         }
         let program = r.prog;
         let mut buffers = vec![x, proj, no_bias, shared.ln1, shared.qkv, shared.fch];

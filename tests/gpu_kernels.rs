@@ -152,6 +152,11 @@ fn matmul_forward_and_backward() {
             MatmulParams { m: u(n), n: u(oc), k: u(c), ..Default::default() },
         );
         assert_close("matmul forward", &g.read(&out_g), &out, RTOL, ATOL);
+        // One row through the matrix-vector kernel (decoding), written at an offset.
+        let row_g = g.f(&vec![0.0; oc + 3]);
+        let p = MatvecParams { n: u(oc), k: u(c), has_bias: 1, out_offset: 3, ..Default::default() };
+        g.run(Kernel::Matvec, &p, &[&row_g, &g.f(&inp[..c]), &w_g, &bias_g], grid_1d(oc.div_ceil(64)));
+        assert_close("matvec", &g.read(&row_g)[3..], &out[..oc], RTOL, ATOL);
 
         let dout = random(n * oc, 17, 1.0);
         let (mut dinp, mut dw, mut db) = (vec![0.0; n * c], vec![0.0; c * oc], vec![0.0; oc]);
@@ -217,6 +222,11 @@ fn lm_head_through_matmul() {
         g.matmul(&dwte_g, &dl_g, &x_g, None, p);
     }
     assert_close("lm head forward", &got_logits, &logits, RTOL, ATOL);
+    // The last row's logits through the matrix-vector kernel, from rows 30.. of wte.
+    let row_g = g.f(&vec![0.0; v - 30]);
+    let p = MatvecParams { n: u(v - 30), k: u(c), trans_b: 1, b_offset: u(30 * c), ..Default::default() };
+    g.run(Kernel::Matvec, &p, &[&row_g, &g.f(&x[(n - 1) * c..]), &wte_g, &g.f(&[0.0])], grid_1d(1));
+    assert_close("lm head matvec", &g.read(&row_g), &logits[(n - 1) * v + 30..], RTOL, ATOL);
     assert_close("lm head dx", &g.read(&dx_g), &dx, RTOL, ATOL);
     assert_close("lm head dwte", &g.read(&dwte_g), &dwte, RTOL, ATOL);
 }

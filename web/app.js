@@ -71,12 +71,12 @@ worker.onmessage = ({ data: m }) => {
       break;
     }
     case 'started':
-      ui.history = m.resumed ? ui.history : { train: [], val: [] };
+      ui.history = m.resumed && !m.opened ? ui.history : { train: [], val: [] };
       ui.started = performance.now();
       ui.startStep = m.info.step;
       ui.steps = m.info.steps;
-      ui.layers = m.shape.rows.filter((r) => r.part.endsWith('MLP')).length;
-      ui.heads = Number($('heads').value);
+      ui.layers = m.info.layers;
+      ui.heads = m.info.heads;
       $('att-layer').innerHTML = [...Array(ui.layers).keys()].map((i) => `<option>${i}</option>`).join('');
       $('att-head').innerHTML = [...Array(ui.heads).keys()].map((i) => `<option>${i}</option>`).join('');
       $('shape').innerHTML = '<tr><th>part</th><th>shape</th><th>parameters</th></tr>' +
@@ -84,8 +84,22 @@ worker.onmessage = ({ data: m }) => {
         `<tr><th>total</th><th></th><th class="n">${m.shape.total.toLocaleString()}</th></tr>`;
       $('step').textContent = `${m.info.step} / ${m.info.steps}`;
       $('bar').value = m.info.step / m.info.steps;
-      status('training', m.resumed ? `training (resumed at step ${m.info.step})` : 'training');
+      status('training', m.opened ? 'model opened' : m.resumed ? `training (resumed at step ${m.info.step})` : 'training');
       buttons('training');
+      break;
+    case 'model-info': {
+      const i = m.info, el = $('model-info');
+      el.className = i.can_sample ? 'plan' : 'plan bad';
+      el.textContent = `GPT-2 with ${i.layers} layers, ${i.heads} heads, ${i.embd} channels, vocabulary ${i.vocab}, ` +
+        `${i.positions} positions: ${(i.params / 1e6).toFixed(2)}M parameters. Sampling needs about ${i.sample_mib} MiB of GPU ` +
+        `memory; training at batch ${i.batch} x block ${i.block} about ${i.train_mib} MiB` +
+        (!i.can_sample ? ` — will not fit: ${i.reason}` : !i.can_train ? ` — too large to train here (${i.reason}): it opens for sampling only` : '.');
+      $('open-model').disabled = !i.can_sample;
+      break;
+    }
+    case 'opened-for-sampling':
+      status('done', 'model opened for sampling only'); buttons('done');
+      $('model-info').textContent += ` Opened for sampling only: ${m.why}`;
       break;
     case 'step': {
       $('step').textContent = `${m.step} / ${m.steps}`;
@@ -98,7 +112,42 @@ worker.onmessage = ({ data: m }) => {
       $('tps').textContent = Math.round(m.tps).toLocaleString('en-US').replace(/,/g, ' ');
       const done = m.step - ui.startStep, rate = (performance.now() - ui.started) / 1000 / Math.max(1, done);
       $('eta').textContent = duration(rate * (m.steps - m.step));
-      chart();
+      // "Open model": the files of a Hugging Face GPT-2 folder, picked or dropped. The worker reads
+// their config first (shape and memory shown here), and loads them on "Open model".
+const MODEL_FILES = /(^|\/)(config\.json|tokenizer\.json|vocab\.json|merges\.txt|[^/]*\.safetensors|model\.safetensors\.index\.json|[^/]*\.(bin|pt|pth))$/;
+async function chooseModel(files) {
+  const chosen = [...files].filter((f) => MODEL_FILES.test(f.webkitRelativePath || f.name));
+  if (!chosen.length) { $('model-info').className = 'plan bad'; $('model-info').textContent = 'none of these files belong to a GPT-2 folder (config.json, model.safetensors, tokenizer files)'; return; }
+  $('model-info').className = 'plan'; $('model-info').textContent = `reading ${chosen.length} files…`;
+  const buffers = await Promise.all(chosen.map((f) => f.arrayBuffer()));
+  send('inspect-model', { names: chosen.map((f) => f.name), buffers, config: config() });
+}
+// A dropped folder arrives as entries: walk it (one level of subfolders is plenty for a model).
+async function droppedFiles(items) {
+  const out = [];
+  const walk = async (entry) => {
+    if (entry.isFile) out.push(await new Promise((ok, fail) => entry.file(ok, fail)));
+    else if (entry.isDirectory) {
+      const entries = await new Promise((ok, fail) => entry.createReader().readEntries(ok, fail));
+      for (const e of entries) await walk(e);
+    }
+  };
+  for (const item of items) { const e = item.webkitGetAsEntry && item.webkitGetAsEntry(); if (e) await walk(e); }
+  return out;
+}
+$('model-files').onchange = (e) => chooseModel(e.target.files);
+$('model-folder').onchange = (e) => chooseModel(e.target.files);
+$('model-drop').ondragover = (e) => { e.preventDefault(); $('model-drop').classList.add('over'); };
+$('model-drop').ondragleave = () => $('model-drop').classList.remove('over');
+$('model-drop').ondrop = async (e) => {
+  e.preventDefault(); $('model-drop').classList.remove('over');
+  chooseModel(await droppedFiles([...e.dataTransfer.items]));
+};
+$('open-model').onclick = () => {
+  $('open-model').disabled = true; ui.firstLoss = null; delete $('loss').dataset.first;
+  send('open-model', { text: $('corpus').value, config: config() });
+};
+chart();
       break;
     }
     case 'eval': $('val').textContent = m.val.toFixed(4); ui.history.val.push([m.step, m.val]); chart(); break;
@@ -114,7 +163,42 @@ worker.onmessage = ({ data: m }) => {
       send('profile');
       break;
     case 'reset':
-      ui.history = { train: [], val: [] }; ui.firstLoss = null; chart();
+      ui.history = { train: [], val: [] }; ui.firstLoss = null; // "Open model": the files of a Hugging Face GPT-2 folder, picked or dropped. The worker reads
+// their config first (shape and memory shown here), and loads them on "Open model".
+const MODEL_FILES = /(^|\/)(config\.json|tokenizer\.json|vocab\.json|merges\.txt|[^/]*\.safetensors|model\.safetensors\.index\.json|[^/]*\.(bin|pt|pth))$/;
+async function chooseModel(files) {
+  const chosen = [...files].filter((f) => MODEL_FILES.test(f.webkitRelativePath || f.name));
+  if (!chosen.length) { $('model-info').className = 'plan bad'; $('model-info').textContent = 'none of these files belong to a GPT-2 folder (config.json, model.safetensors, tokenizer files)'; return; }
+  $('model-info').className = 'plan'; $('model-info').textContent = `reading ${chosen.length} files…`;
+  const buffers = await Promise.all(chosen.map((f) => f.arrayBuffer()));
+  send('inspect-model', { names: chosen.map((f) => f.name), buffers, config: config() });
+}
+// A dropped folder arrives as entries: walk it (one level of subfolders is plenty for a model).
+async function droppedFiles(items) {
+  const out = [];
+  const walk = async (entry) => {
+    if (entry.isFile) out.push(await new Promise((ok, fail) => entry.file(ok, fail)));
+    else if (entry.isDirectory) {
+      const entries = await new Promise((ok, fail) => entry.createReader().readEntries(ok, fail));
+      for (const e of entries) await walk(e);
+    }
+  };
+  for (const item of items) { const e = item.webkitGetAsEntry && item.webkitGetAsEntry(); if (e) await walk(e); }
+  return out;
+}
+$('model-files').onchange = (e) => chooseModel(e.target.files);
+$('model-folder').onchange = (e) => chooseModel(e.target.files);
+$('model-drop').ondragover = (e) => { e.preventDefault(); $('model-drop').classList.add('over'); };
+$('model-drop').ondragleave = () => $('model-drop').classList.remove('over');
+$('model-drop').ondrop = async (e) => {
+  e.preventDefault(); $('model-drop').classList.remove('over');
+  chooseModel(await droppedFiles([...e.dataTransfer.items]));
+};
+$('open-model').onclick = () => {
+  $('open-model').disabled = true; ui.firstLoss = null; delete $('loss').dataset.first;
+  send('open-model', { text: $('corpus').value, config: config() });
+};
+chart();
       for (const id of ['loss', 'val', 'tps', 'eta']) $(id).textContent = '–';
       $('step').textContent = '0'; $('bar').value = 0; $('sample').textContent = '';
       status('ready', 'ready'); buttons('ready');
@@ -227,4 +311,39 @@ $('show-attention').onclick = () => send('attention', { prompt: $('prompt').valu
 $('att-layer').onchange = $('att-head').onchange = () => send('attention', { prompt: $('prompt').value });
 $('show-next').onclick = () => send('next', { prompt: $('prompt').value });
 $('show-profile').onclick = () => send('profile');
+// "Open model": the files of a Hugging Face GPT-2 folder, picked or dropped. The worker reads
+// their config first (shape and memory shown here), and loads them on "Open model".
+const MODEL_FILES = /(^|\/)(config\.json|tokenizer\.json|vocab\.json|merges\.txt|[^/]*\.safetensors|model\.safetensors\.index\.json|[^/]*\.(bin|pt|pth))$/;
+async function chooseModel(files) {
+  const chosen = [...files].filter((f) => MODEL_FILES.test(f.webkitRelativePath || f.name));
+  if (!chosen.length) { $('model-info').className = 'plan bad'; $('model-info').textContent = 'none of these files belong to a GPT-2 folder (config.json, model.safetensors, tokenizer files)'; return; }
+  $('model-info').className = 'plan'; $('model-info').textContent = `reading ${chosen.length} files…`;
+  const buffers = await Promise.all(chosen.map((f) => f.arrayBuffer()));
+  send('inspect-model', { names: chosen.map((f) => f.name), buffers, config: config() });
+}
+// A dropped folder arrives as entries: walk it (one level of subfolders is plenty for a model).
+async function droppedFiles(items) {
+  const out = [];
+  const walk = async (entry) => {
+    if (entry.isFile) out.push(await new Promise((ok, fail) => entry.file(ok, fail)));
+    else if (entry.isDirectory) {
+      const entries = await new Promise((ok, fail) => entry.createReader().readEntries(ok, fail));
+      for (const e of entries) await walk(e);
+    }
+  };
+  for (const item of items) { const e = item.webkitGetAsEntry && item.webkitGetAsEntry(); if (e) await walk(e); }
+  return out;
+}
+$('model-files').onchange = (e) => chooseModel(e.target.files);
+$('model-folder').onchange = (e) => chooseModel(e.target.files);
+$('model-drop').ondragover = (e) => { e.preventDefault(); $('model-drop').classList.add('over'); };
+$('model-drop').ondragleave = () => $('model-drop').classList.remove('over');
+$('model-drop').ondrop = async (e) => {
+  e.preventDefault(); $('model-drop').classList.remove('over');
+  chooseModel(await droppedFiles([...e.dataTransfer.items]));
+};
+$('open-model').onclick = () => {
+  $('open-model').disabled = true; ui.firstLoss = null; delete $('loss').dataset.first;
+  send('open-model', { text: $('corpus').value, config: config() });
+};
 chart();

@@ -7,6 +7,7 @@ let session = null;
 let corpus = '';      // the text being trained on
 let settings = null;  // {steps, evalEvery, sampleEvery, ...}
 let paused = false;
+let chosenModel = null; // {names, contents}: the files of "Open model", kept between inspect and load
 
 const post = (type, data = {}) => postMessage({ type, ...data });
 const fail = (e) => post('error', { message: String(e && e.message || e) });
@@ -69,6 +70,21 @@ async function handle(m) {
         post('started', { info, shape: JSON.parse(session.shape()), resumed: true });
         paused = true;
         post('paused', { step: info.step });
+        break;
+      }
+      case 'inspect-model': {
+        chosenModel = { names: m.names, contents: m.buffers.map((b) => new Uint8Array(b)) };
+        post('model-info', { info: JSON.parse(session.inspect_model(chosenModel.names, chosenModel.contents, JSON.stringify(m.config))) });
+        break;
+      }
+      case 'open-model': {
+        if (!chosenModel) throw new Error('choose a model folder or its files first');
+        corpus = m.text || default_corpus();
+        settings = m.config;
+        const info = JSON.parse(session.open_model(chosenModel.names, chosenModel.contents, corpus, JSON.stringify(m.config)));
+        chosenModel = null; // the model is on the GPU now; let the bytes go
+        post('started', { info, shape: JSON.parse(session.shape()), resumed: true, opened: true });
+        if (info.trainable) { paused = true; post('paused', { step: info.step }); } else { post('opened-for-sampling', { why: info.why }); }
         break;
       }
       case 'download': {

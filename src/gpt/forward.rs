@@ -41,12 +41,31 @@ impl<'a> Rec<'a> {
         self.push(Kernel::Matmul, p, &[out, a, b, bias.unwrap_or(self.no_bias)], grid);
     }
 
+    /// out (N) = a (K) @ op(b) (+ bias) for one row; see matvec.wgsl.
+    pub fn matvec(
+        &mut self,
+        p: MatvecParams,
+        out: &wgpu::Buffer,
+        a: &wgpu::Buffer,
+        b: &wgpu::Buffer,
+        bias: Option<&wgpu::Buffer>,
+    ) {
+        let p = MatvecParams { has_bias: bias.is_some() as u32, ..p };
+        let grid = Grid::Threads(p.n as usize);
+        self.push(Kernel::Matvec, p, &[out, a, b, bias.unwrap_or(self.no_bias)], grid);
+    }
+
     /// A linear layer in GPT-2's Conv1D layout: out (N, OC) = inp (N, IC) @ W (IC, OC) + bias,
     /// with W table entry `weight` of `w` and its bias the entry after it. The one place every
-    /// projection of a block is recorded.
+    /// projection of a block is recorded; a single row (decoding) takes the matrix-vector kernel.
     pub fn linear(&mut self, out: &GpuTensor, inp: &GpuTensor, w: &GpuWeights, weight: usize, [n, ic, oc]: [usize; 3]) {
+        let (wb, bias) = (w.buf(weight), Some(w.buf(weight + 1)));
+        if n == 1 {
+            let p = MatvecParams { n: u(oc), k: u(ic), ..Default::default() };
+            return self.matvec(p, &out.buffer, &inp.buffer, wb, bias);
+        }
         let p = MatmulParams { m: u(n), n: u(oc), k: u(ic), ..Default::default() };
-        self.matmul(p, &out.buffer, &inp.buffer, w.buf(weight), Some(w.buf(weight + 1)));
+        self.matmul(p, &out.buffer, &inp.buffer, wb, bias);
     }
 
     pub fn layernorm(

@@ -36,6 +36,7 @@ kernels! {
     LayernormBackwardDinp => "layernorm_backward_dinp", 64;
     LayernormBackwardDparams => "layernorm_backward_dparams", 64;
     Matmul => "matmul", 256;
+    Matvec => "matvec", 64;
     MatmulBackwardBias => "matmul_backward_bias", 64;
     AttentionForward => "attention_forward", 64;
     AttentionBackwardDpreatt => "attention_backward_dpreatt", 64;

@@ -39,6 +39,8 @@ params! {
         m: u32, n: u32, k: u32, trans_a: u32, trans_b: u32, has_bias: u32,
         accumulate: u32, a_offset: u32, b_offset: u32, out_offset: u32
     }
+    /// out[out_offset..][N] = a (K) @ op(b[b_offset..]) (+ bias): one row, see matvec.wgsl.
+    MatvecParams for [Matvec] { n: u32, k: u32, trans_b: u32, has_bias: u32, b_offset: u32, out_offset: u32 }
     BiasBackwardParams for [MatmulBackwardBias] { n: u32, oc: u32 }
     AttentionParams for [AttentionForward, AttentionBackwardDpreatt, AttentionBackwardDqkv] {
         b: u32, t: u32, c: u32, nh: u32

@@ -157,3 +157,51 @@ test('pauses, resumes and resets', { timeout: 15 * 60_000 }, async () => {
     await server.stop();
   }
 });
+
+// "Open model" with a Hugging Face GPT-2 of GPT-2's full 50,257-token vocabulary (2 layers of 32
+// channels, tests/fixtures/gpt2_tiny, float16, with GPT-2's vocab.json and merges.txt from
+// scripts/gpt2-tokenizer.sh): the page shows its shape and memory, opens it from the files,
+// samples from it and trains it a few steps.
+test('opens a GPT-2 from its files, samples from it and trains it', { timeout: 20 * 60_000 }, async () => {
+  const files = ['tests/fixtures/gpt2_tiny/config.json', 'tests/fixtures/gpt2_tiny/model.safetensors',
+    '.tools/gpt2-tokenizer/vocab.json', '.tools/gpt2-tokenizer/merges.txt'].map((f) => join(ROOT, f));
+  const server = await startServer();
+  let browser;
+  try {
+    browser = await launchBrowser(WEBGPU_FLAGS);
+    const { page } = browser;
+    await page.goto(server.url);
+    await waitForState(page, 'ready', { timeoutMs: 120_000, failStates: ['no-webgpu', 'error'] });
+    await page.fill(tid('corpus-input'), readFileSync(join(ROOT, 'data/shakespeare.txt'), 'utf8').slice(0, 20000));
+    await page.fill(tid('steps-input'), '3');
+    await page.fill(tid('batch-input'), '2');
+    await page.fill(tid('block-input'), '16');
+    await page.setInputFiles(tid('model-files'), files);
+    await page.waitForFunction(() => !document.querySelector('[data-testid="open-model"]').disabled, null, { timeout: 120_000 });
+    const info = await page.textContent(tid('model-info'));
+    log(`model info: ${info}`);
+    assert.match(info, /2 layers, 4 heads, 32 channels, vocabulary 50257, 64 positions/);
+    assert.match(info, /Sampling needs about \d+ MiB/);
+    await page.click(tid('open-model'));
+    const opened = await waitForState(page, 'paused', { timeoutMs: 300_000, failStates: ['error'] });
+    log(`opened: step ${opened.step}`);
+
+    await page.fill(tid('prompt-input'), 'To be, or not to be');
+    await page.fill('#length', '8');
+    await page.click(tid('generate-button'));
+    const generated = await page.waitForFunction(() => {
+      const t = document.querySelector('[data-testid="generated-output"]').textContent;
+      return t.length > 'To be, or not to be'.length + 8 ? t : null;
+    }, null, { timeout: 300_000 });
+    log(`generated: ${JSON.stringify(await generated.jsonValue())}`);
+
+    await page.click(tid('pause-button')); // labelled Resume: trains the opened model
+    const done = await waitForState(page, 'done', { timeoutMs: 900_000, failStates: ['error'] });
+    log(`trained: step ${done.step}, loss ${done.loss} (first ${done.firstLoss})`);
+    assert.ok(done.step.startsWith('3'), `finished at "${done.step}"`);
+    assert.ok(num(done.loss) > 0 && num(done.loss) < 12, `loss "${done.loss}" is not a sane cross-entropy over 50257 tokens`);
+  } finally {
+    await browser?.close();
+    await server.stop();
+  }
+});

@@ -15,6 +15,7 @@ command -v node >/dev/null || { echo "tests/e2e: node is not installed: install 
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}" # silences the Vulkan loader's warning
 cargo build --release -p kiln-cli
 bash scripts/build-web.sh
+bash scripts/gpt2-tokenizer.sh # GPT-2 vocab.json and merges.txt for the "Open model" test
 if [ ! -d tests/e2e/node_modules ]; then
   if [ -f tests/e2e/package-lock.json ]; then
     (cd tests/e2e && npm ci --no-audit --no-fund)

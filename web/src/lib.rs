@@ -4,6 +4,7 @@
 //! session's state for its duration and puts it back, so a second call while one runs gets a
 //! clear "busy" error instead of a RefCell panic. Results cross to JavaScript as JSON strings.
 
+mod open;
 mod views;
 
 use kiln::checkpoint::Checkpoint;
@@ -27,12 +28,30 @@ pub(crate) struct State {
 }
 
 pub(crate) struct Run {
-    pub trainer: Trainer,
+    /// None for a model opened for sampling only (too large to train on this adapter).
+    pub trainer: Option<Trainer>,
+    pub cfg: ModelConfig,
     pub tokenizer: Tokenizer,
     pub generator: kiln::sample::Generator,
     /// The validation share this run was started with, saved with its checkpoints.
     pub val_fraction: f32,
 }
+
+impl Run {
+    fn new(trainer: Trainer, tokenizer: Tokenizer, generator: kiln::sample::Generator, val_fraction: f32) -> Run {
+        Run { cfg: trainer.model.cfg, trainer: Some(trainer), tokenizer, generator, val_fraction }
+    }
+
+    fn trainer(&self) -> Result<&Trainer, JsValue> {
+        self.trainer.as_ref().ok_or_else(|| err(SAMPLE_ONLY))
+    }
+
+    fn trainer_mut(&mut self) -> Result<&mut Trainer, JsValue> {
+        self.trainer.as_mut().ok_or_else(|| err(SAMPLE_ONLY))
+    }
+}
+
+const SAMPLE_ONLY: &str = "this model was opened for sampling only: training it does not fit this GPU";
 
 #[wasm_bindgen]
 pub struct Session {
@@ -126,7 +145,7 @@ impl Session {
         let trainer = Trainer::new(&state.gpu, cfg, train, data, &params, eval_batches).map_err(err)?;
         let generator = trainer.generator(&state.gpu);
         let info = run_info(&trainer);
-        state.run = Some(Run { trainer, tokenizer, generator, val_fraction });
+        state.run = Some(Run::new(trainer, tokenizer, generator, val_fraction));
         Ok(info)
     }
 
@@ -143,7 +162,7 @@ impl Session {
         let trainer = Trainer::resume(&state.gpu, ckpt.cfg, &st, data, &ckpt.params, 10).map_err(err)?;
         let generator = trainer.generator(&state.gpu);
         let info = run_info(&trainer);
-        state.run = Some(Run { trainer, tokenizer, generator, val_fraction });
+        state.run = Some(Run::new(trainer, tokenizer, generator, val_fraction));
         Ok(info)
     }
 
@@ -152,18 +171,18 @@ impl Session {
     pub fn train(&self, n: u32) -> js_sys::Promise {
         with_state(&self.state, move |mut s| async move {
             let r = async {
-                let run = s.run.as_mut().ok_or_else(|| err("press Train first"))?;
+                let trainer = s.run.as_mut().ok_or_else(|| err("press Train first"))?.trainer_mut()?;
                 let mut loss = None;
                 for i in 0..n {
-                    if run.trainer.done() {
+                    if trainer.done() {
                         break;
                     }
-                    let last = i + 1 == n || run.trainer.step + 1 == run.trainer.train.steps;
-                    loss = run.trainer.step(&s.gpu, last).await.map_err(err)?;
+                    let last = i + 1 == n || trainer.step + 1 == trainer.train.steps;
+                    loss = trainer.step(&s.gpu, last).await.map_err(err)?;
                 }
                 Ok(JsValue::from_str(
-                    &json!({"step": run.trainer.step, "loss": loss, "lr": run.trainer.lr(),
-                    "done": run.trainer.done(), "tokens_per_step": run.trainer.tokens_per_step()})
+                    &json!({"step": trainer.step, "loss": loss, "lr": trainer.lr(),
+                    "done": trainer.done(), "tokens_per_step": trainer.tokens_per_step()})
                     .to_string(),
                 ))
             }
@@ -176,9 +195,12 @@ impl Session {
     pub fn evaluate(&self) -> js_sys::Promise {
         with_state(&self.state, |s| async move {
             let r = match s.run.as_ref() {
-                Some(run) => match run.trainer.evaluate(&s.gpu).await {
-                    Ok(v) => Ok(JsValue::from_f64(v.unwrap_or(f32::NAN) as f64)),
-                    Err(e) => Err(err(e)),
+                Some(run) => match run.trainer() {
+                    Ok(trainer) => match trainer.evaluate(&s.gpu).await {
+                        Ok(v) => Ok(JsValue::from_f64(v.unwrap_or(f32::NAN) as f64)),
+                        Err(e) => Err(err(e)),
+                    },
+                    Err(e) => Err(e),
                 },
                 None => Err(err("press Train first")),
             };
@@ -192,7 +214,7 @@ impl Session {
             let r = async {
                 let run = s.run.as_ref().ok_or_else(|| err("press Train first"))?;
                 let tokens = run.tokenizer.encode(&text).map_err(err)?;
-                let weights = run.trainer.model.weights.clone();
+                let weights = run.generator.weights().clone();
                 let (loss, _) = kiln::train::text_loss(&s.gpu, weights, &tokens, 16).await.map_err(err)?;
                 Ok(JsValue::from_f64(loss as f64))
             }
@@ -240,7 +262,7 @@ impl Session {
             let r = async {
                 let run = s.run.as_ref().ok_or_else(|| err("press Train first"))?;
                 let settings = json!({"val_fraction": run.val_fraction, "source": "browser"});
-                let ckpt = run.trainer.checkpoint(&s.gpu, run.tokenizer.to_json(), settings).await.map_err(err)?;
+                let ckpt = run.trainer()?.checkpoint(&s.gpu, run.tokenizer.to_json(), settings).await.map_err(err)?;
                 Ok(js_sys::Uint8Array::from(ckpt.to_packed().as_slice()).into())
             }
             .await;
@@ -275,7 +297,7 @@ impl Session {
     pub fn shape(&self) -> Result<String, JsValue> {
         let guard = self.state.borrow();
         let run = guard.as_ref().and_then(|s| s.run.as_ref()).ok_or_else(|| err("press Train first"))?;
-        Ok(views::shape(&run.trainer.model.cfg))
+        Ok(views::shape(&run.cfg))
     }
 
     /// GPU time per kernel of one training step without its AdamW update, so the model stays
@@ -284,7 +306,7 @@ impl Session {
         with_state(&self.state, |s| async move {
             let r = async {
                 let run = s.run.as_ref().ok_or_else(|| err("press Train first"))?;
-                let times = run.trainer.model.profile_step(&s.gpu, false).await.map_err(err)?;
+                let times = run.trainer()?.model.profile_step(&s.gpu, false).await.map_err(err)?;
                 Ok(match times {
                     Some(t) => JsValue::from_str(
                         &json!(kiln::gpu::by_kernel(&t)
@@ -346,7 +368,8 @@ fn parse_config(config: &str, vocab: Option<usize>) -> Result<(ModelConfig, Trai
 fn run_info(t: &Trainer) -> String {
     let cfg = t.model.cfg;
     json!({"params": kiln::model::num_params(&cfg), "vocab": cfg.vocab_size, "tokens": t.data.tokens.len(),
-           "step": t.step, "steps": t.train.steps, "tokens_per_step": t.tokens_per_step()})
+           "step": t.step, "steps": t.train.steps, "tokens_per_step": t.tokens_per_step(),
+           "layers": cfg.n_layer, "heads": cfg.n_head, "trainable": true})
     .to_string()
 }
 

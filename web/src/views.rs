@@ -9,7 +9,7 @@ use wasm_bindgen::JsValue;
 /// Attention probabilities of every layer and head for the prompt's positions:
 /// layers[l][h][t][t2] for t2 <= t.
 pub async fn attention(gpu: &Gpu, run: &mut Run, prompt: &str) -> Result<JsValue, JsValue> {
-    let cfg = run.trainer.model.cfg;
+    let cfg = run.cfg;
     let mut ids = run.tokenizer.encode(prompt).map_err(err)?;
     ids.truncate(cfg.block_size);
     if ids.is_empty() {
