@@ -112,42 +112,7 @@ worker.onmessage = ({ data: m }) => {
       $('tps').textContent = Math.round(m.tps).toLocaleString('en-US').replace(/,/g, ' ');
       const done = m.step - ui.startStep, rate = (performance.now() - ui.started) / 1000 / Math.max(1, done);
       $('eta').textContent = duration(rate * (m.steps - m.step));
-      // "Open model": the files of a Hugging Face GPT-2 folder, picked or dropped. The worker reads
-// their config first (shape and memory shown here), and loads them on "Open model".
-const MODEL_FILES = /(^|\/)(config\.json|tokenizer\.json|vocab\.json|merges\.txt|[^/]*\.safetensors|model\.safetensors\.index\.json|[^/]*\.(bin|pt|pth))$/;
-async function chooseModel(files) {
-  const chosen = [...files].filter((f) => MODEL_FILES.test(f.webkitRelativePath || f.name));
-  if (!chosen.length) { $('model-info').className = 'plan bad'; $('model-info').textContent = 'none of these files belong to a GPT-2 folder (config.json, model.safetensors, tokenizer files)'; return; }
-  $('model-info').className = 'plan'; $('model-info').textContent = `reading ${chosen.length} files…`;
-  const buffers = await Promise.all(chosen.map((f) => f.arrayBuffer()));
-  send('inspect-model', { names: chosen.map((f) => f.name), buffers, config: config() });
-}
-// A dropped folder arrives as entries: walk it (one level of subfolders is plenty for a model).
-async function droppedFiles(items) {
-  const out = [];
-  const walk = async (entry) => {
-    if (entry.isFile) out.push(await new Promise((ok, fail) => entry.file(ok, fail)));
-    else if (entry.isDirectory) {
-      const entries = await new Promise((ok, fail) => entry.createReader().readEntries(ok, fail));
-      for (const e of entries) await walk(e);
-    }
-  };
-  for (const item of items) { const e = item.webkitGetAsEntry && item.webkitGetAsEntry(); if (e) await walk(e); }
-  return out;
-}
-$('model-files').onchange = (e) => chooseModel(e.target.files);
-$('model-folder').onchange = (e) => chooseModel(e.target.files);
-$('model-drop').ondragover = (e) => { e.preventDefault(); $('model-drop').classList.add('over'); };
-$('model-drop').ondragleave = () => $('model-drop').classList.remove('over');
-$('model-drop').ondrop = async (e) => {
-  e.preventDefault(); $('model-drop').classList.remove('over');
-  chooseModel(await droppedFiles([...e.dataTransfer.items]));
-};
-$('open-model').onclick = () => {
-  $('open-model').disabled = true; ui.firstLoss = null; delete $('loss').dataset.first;
-  send('open-model', { text: $('corpus').value, config: config() });
-};
-chart();
+      chart();
       break;
     }
     case 'eval': $('val').textContent = m.val.toFixed(4); ui.history.val.push([m.step, m.val]); chart(); break;
@@ -163,42 +128,7 @@ chart();
       send('profile');
       break;
     case 'reset':
-      ui.history = { train: [], val: [] }; ui.firstLoss = null; // "Open model": the files of a Hugging Face GPT-2 folder, picked or dropped. The worker reads
-// their config first (shape and memory shown here), and loads them on "Open model".
-const MODEL_FILES = /(^|\/)(config\.json|tokenizer\.json|vocab\.json|merges\.txt|[^/]*\.safetensors|model\.safetensors\.index\.json|[^/]*\.(bin|pt|pth))$/;
-async function chooseModel(files) {
-  const chosen = [...files].filter((f) => MODEL_FILES.test(f.webkitRelativePath || f.name));
-  if (!chosen.length) { $('model-info').className = 'plan bad'; $('model-info').textContent = 'none of these files belong to a GPT-2 folder (config.json, model.safetensors, tokenizer files)'; return; }
-  $('model-info').className = 'plan'; $('model-info').textContent = `reading ${chosen.length} files…`;
-  const buffers = await Promise.all(chosen.map((f) => f.arrayBuffer()));
-  send('inspect-model', { names: chosen.map((f) => f.name), buffers, config: config() });
-}
-// A dropped folder arrives as entries: walk it (one level of subfolders is plenty for a model).
-async function droppedFiles(items) {
-  const out = [];
-  const walk = async (entry) => {
-    if (entry.isFile) out.push(await new Promise((ok, fail) => entry.file(ok, fail)));
-    else if (entry.isDirectory) {
-      const entries = await new Promise((ok, fail) => entry.createReader().readEntries(ok, fail));
-      for (const e of entries) await walk(e);
-    }
-  };
-  for (const item of items) { const e = item.webkitGetAsEntry && item.webkitGetAsEntry(); if (e) await walk(e); }
-  return out;
-}
-$('model-files').onchange = (e) => chooseModel(e.target.files);
-$('model-folder').onchange = (e) => chooseModel(e.target.files);
-$('model-drop').ondragover = (e) => { e.preventDefault(); $('model-drop').classList.add('over'); };
-$('model-drop').ondragleave = () => $('model-drop').classList.remove('over');
-$('model-drop').ondrop = async (e) => {
-  e.preventDefault(); $('model-drop').classList.remove('over');
-  chooseModel(await droppedFiles([...e.dataTransfer.items]));
-};
-$('open-model').onclick = () => {
-  $('open-model').disabled = true; ui.firstLoss = null; delete $('loss').dataset.first;
-  send('open-model', { text: $('corpus').value, config: config() });
-};
-chart();
+      ui.history = { train: [], val: [] }; ui.firstLoss = null; chart();
       for (const id of ['loss', 'val', 'tps', 'eta']) $(id).textContent = '–';
       $('step').textContent = '0'; $('bar').value = 0; $('sample').textContent = '';
       status('ready', 'ready'); buttons('ready');
