@@ -109,6 +109,51 @@ impl TrainConfig {
     }
 }
 
+/// How a run checks and reports itself, beside the recipe: the settings every front end (the
+/// `kiln` command line, the page) starts from, declared once here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// The share of the tokens, at the end, held out for validation.
+    pub val_fraction: f32,
+    /// Evaluate on the validation part every N steps.
+    pub eval_every: usize,
+    /// Validation batches per evaluation.
+    pub eval_batches: usize,
+    /// Read the loss back every N steps (the only GPU sync of a training step).
+    pub log_every: usize,
+    /// Print a sample every N steps (0: only at the end).
+    pub sample_every: usize,
+    /// Write a checkpoint every N steps (0: only at the end).
+    pub checkpoint_every: usize,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            val_fraction: 0.1,
+            eval_every: 100,
+            eval_batches: 20,
+            log_every: 10,
+            sample_every: 100,
+            checkpoint_every: 0,
+        }
+    }
+}
+
+/// The preset a software adapter (and the page) starts with.
+pub const DEFAULT_PRESET: &str = "tiny";
+
+/// Every default a front end shows, as one JSON object for the page: `train` (the recipe),
+/// `run` (the run settings), `sample` (the sampler's options) and `preset`.
+pub fn defaults_json() -> serde_json::Value {
+    let s = crate::sample::SampleOptions::default();
+    serde_json::json!({
+        "train": TrainConfig::default(), "run": RunSettings::default(), "preset": DEFAULT_PRESET,
+        "sample": {"temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p, "seed": s.seed,
+                   "tokens": crate::sample::DEFAULT_SAMPLE_TOKENS},
+    })
+}
+
 /// A named model shape with the batch that suits it.
 #[derive(Clone, Copy, Debug)]
 pub struct Preset {

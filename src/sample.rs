@@ -24,6 +24,9 @@ pub struct SampleOptions {
     pub seed: u64,
 }
 
+/// Tokens a sample runs to unless told otherwise (`kiln sample`, the page, samples while training).
+pub const DEFAULT_SAMPLE_TOKENS: usize = 200;
+
 impl Default for SampleOptions {
     fn default() -> Self {
         SampleOptions { temperature: 0.8, top_k: 0, top_p: 1.0, seed: 1337 }

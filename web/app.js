@@ -22,14 +22,17 @@ function buttons(state) {
   for (const id of ['download', 'generate', 'show-attention', 'show-next', 'show-profile']) $(id).disabled = !trained || state === 'training';
 }
 
+// The settings sent with Train: the inputs, and the run settings from the core's defaults
+// (ui.defaults), scaled down for the short runs a page makes.
 function config() {
   const c = Object.fromEntries(fields.map((f) => [f, Number($(f).value)]));
-  const text = $('corpus').value;
+  const text = $('corpus').value, d = ui.defaults;
   c.vocab = text ? new Set(text).size : 76;
-  c.warmup = Math.min(30, Math.floor(c.steps / 10));
-  c.evalEvery = Math.min(100, Math.max(5, Math.ceil(c.steps / 4)));
-  c.sampleEvery = Math.min(200, Math.max(10, Math.ceil(c.steps / 2)));
-  c.eval_batches = 10;
+  c.warmup = Math.min(d.train.warmup, Math.floor(c.steps / 10));
+  c.evalEvery = Math.min(d.run.eval_every, Math.max(5, Math.ceil(c.steps / 4)));
+  c.sampleEvery = Math.min(d.run.sample_every, Math.max(10, Math.ceil(c.steps / 2)));
+  c.eval_batches = d.run.eval_batches;
+  c.val_fraction = d.run.val_fraction;
   return c;
 }
 
@@ -47,9 +50,17 @@ worker.onmessage = ({ data: m }) => {
     case 'ready': {
       ui.ready = true;
       ui.presets = m.presets;
+      ui.defaults = m.defaults;
+      $('steps').value = m.defaults.train.steps;
+      $('lr').value = m.defaults.train.lr;
+      $('temperature').value = m.defaults.sample.temperature;
+      $('topk').value = m.defaults.sample.top_k;
+      $('topp').value = m.defaults.sample.top_p;
+      $('length').value = m.defaults.sample.tokens;
       document.querySelector('[data-testid=adapter-name]').textContent = m.adapter + (m.software ? ' (software fallback: slow)' : '');
       $('preset').innerHTML = m.presets.map((p) => `<option>${p.name}</option>`).join('');
-      applyPreset('tiny');
+      $('preset').value = m.defaults.preset;
+      applyPreset(m.defaults.preset);
       if (m.saved) { $('resume-saved').hidden = false; $('resume-saved').textContent = `Resume saved run (step ${m.saved.step} of ${m.saved.steps})`; }
       status('ready', 'ready');
       buttons('ready');

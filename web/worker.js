@@ -1,12 +1,13 @@
 // Kiln's Web Worker: owns the WebGPU session and the training loop, so the page never freezes.
 // Messages in: {cmd, ...}; messages out: {type, ...}. Checkpoints are also kept in IndexedDB
 // so a reload (or a lost GPU device) can resume from the last one.
-import init, { Session, default_corpus, presets } from './pkg/kiln_web.js';
+import init, { Session, default_corpus, defaults, presets } from './pkg/kiln_web.js';
 
 let session = null;
 let corpus = '';      // the text being trained on
 let settings = null;  // {steps, evalEvery, sampleEvery, ...}
 let paused = false;
+let DEFAULTS = null;  // the core's defaults (kiln::config::defaults_json), read once
 let chosenModel = null; // {names, contents}: the files of "Open model", kept between inspect and load
 
 const post = (type, data = {}) => postMessage({ type, ...data });
@@ -14,6 +15,7 @@ const fail = (e) => post('error', { message: String(e && e.message || e) });
 
 async function start() {
   await init();
+  DEFAULTS = JSON.parse(defaults());
   if (!navigator.gpu) {
     post('no-webgpu', { reason: 'navigator.gpu is missing: this browser does not offer WebGPU here.' });
     return;
@@ -26,7 +28,7 @@ async function start() {
   }
   const saved = await db('get', 'latest').catch(() => null);
   post('ready', { adapter: await adapterName(session.adapter()), software: session.is_software(), limits: JSON.parse(session.limits()),
-                  presets: JSON.parse(presets()), saved: saved ? { step: saved.step, steps: saved.steps } : null });
+                  presets: JSON.parse(presets()), defaults: DEFAULTS, saved: saved ? { step: saved.step, steps: saved.steps } : null });
 }
 
 // Commands run one at a time, in order (the session serves one GPU operation at a time);
@@ -139,7 +141,8 @@ async function loop() {
       }
       if (at(settings.sampleEvery) || r.done) {
         let text = '';
-        await session.sample('\n', 200, 0.8, 0, 1, r.step, (p) => { text += p; });
+        const s = DEFAULTS.sample;
+        await session.sample('\n', s.tokens, s.temperature, s.top_k, s.top_p, r.step, (p) => { text += p; });
         post('train-sample', { step: r.step, text });
       }
       if (at(settings.evalEvery) || at(settings.sampleEvery)) t0 = performance.now();

@@ -1,6 +1,10 @@
 //! The command line, declared once with clap: subcommands, options and their defaults.
+//! Defaults come from the core's structs (`TrainConfig`, `RunSettings`, `SampleOptions`), which
+//! the page reads too.
 
 use clap::{Args, Parser, Subcommand};
+use kiln::config::{RunSettings, TrainConfig};
+use kiln::sample::{SampleOptions, DEFAULT_SAMPLE_TOKENS};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -48,33 +52,33 @@ pub struct TrainArgs {
     pub block: Option<usize>,
     #[arg(long)]
     pub batch: Option<usize>,
-    #[arg(long, default_value_t = 300, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = TrainConfig::default().steps as i64, allow_negative_numbers = true)]
     pub steps: i64,
-    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = TrainConfig::default().lr, allow_negative_numbers = true)]
     pub lr: f32,
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = TrainConfig::default().warmup)]
     pub warmup: usize,
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = TrainConfig::default().weight_decay)]
     pub weight_decay: f32,
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = TrainConfig::default().grad_clip)]
     pub grad_clip: f32,
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = RunSettings::default().val_fraction)]
     pub val_fraction: f32,
     /// Evaluate on the validation part every N steps
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = RunSettings::default().eval_every)]
     pub eval_every: usize,
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = RunSettings::default().eval_batches)]
     pub eval_batches: usize,
     /// Read the loss back every N steps (the only GPU sync of a training step)
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = RunSettings::default().log_every)]
     pub log_every: usize,
     /// Print a sample every N steps (0: only at the end)
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = RunSettings::default().sample_every)]
     pub sample_every: usize,
     /// Write a checkpoint every N steps (0: only at the end)
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = RunSettings::default().checkpoint_every)]
     pub checkpoint_every: usize,
-    #[arg(long, default_value_t = 1337)]
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
     pub seed: u64,
     /// char, bpe:N (train a byte-level BPE of N tokens) or a tokenizer.json path
     #[arg(long, default_value = "char")]
@@ -106,17 +110,17 @@ pub struct SampleArgs {
     pub checkpoint: PathBuf,
     #[arg(long, default_value = "")]
     pub prompt: String,
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = DEFAULT_SAMPLE_TOKENS)]
     pub tokens: usize,
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = SampleOptions::default().temperature)]
     pub temperature: f32,
     /// Keep only the K most likely tokens (0: all)
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = SampleOptions::default().top_k)]
     pub top_k: usize,
     /// Keep the smallest set of tokens whose probability reaches P (1: all)
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = SampleOptions::default().top_p)]
     pub top_p: f32,
-    #[arg(long, default_value_t = 1337)]
+    #[arg(long, default_value_t = SampleOptions::default().seed)]
     pub seed: u64,
 }
 

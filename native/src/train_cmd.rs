@@ -6,10 +6,10 @@ use crate::checkpoint_io;
 use crate::input::{read_corpus, run_folder_name};
 use crate::report::{round4, Reporter};
 use kiln::checkpoint::Checkpoint;
-use kiln::config::{preset, ModelConfig, TrainConfig};
+use kiln::config::{preset, ModelConfig, TrainConfig, DEFAULT_PRESET};
 use kiln::data::Dataset;
 use kiln::gpu::Gpu;
-use kiln::sample::SampleOptions;
+use kiln::sample::{SampleOptions, DEFAULT_SAMPLE_TOKENS};
 use kiln::tokenizer::Tokenizer;
 use kiln::train::Trainer;
 use serde_json::{json, Value};
@@ -318,14 +318,14 @@ fn sample(
 ) -> Result<String, String> {
     let prompt = tokenizer.encode("\n").unwrap_or_default();
     let opts = SampleOptions { seed, ..SampleOptions::default() };
-    let tokens = pollster::block_on(generator.generate(gpu, &prompt, 200, &opts, |_| true))?;
+    let tokens = pollster::block_on(generator.generate(gpu, &prompt, DEFAULT_SAMPLE_TOKENS, &opts, |_| true))?;
     Ok(tokenizer.decode(&tokens))
 }
 
 /// The tiny preset on software adapters (they are slow), the shakespeare preset on real GPUs.
 pub fn default_preset(gpu: &Gpu) -> &'static str {
     if gpu.is_software() {
-        "tiny"
+        DEFAULT_PRESET
     } else {
         "shakespeare"
     }

@@ -8,7 +8,7 @@ mod open;
 mod views;
 
 use kiln::checkpoint::Checkpoint;
-use kiln::config::{ModelConfig, TrainConfig};
+use kiln::config::{ModelConfig, RunSettings, TrainConfig, DEFAULT_PRESET};
 use kiln::data::Dataset;
 use kiln::gpt::{Layout, Mode};
 use kiln::gpu::Gpu;
@@ -120,7 +120,7 @@ impl Session {
     /// Parameters, memory and whether a shape fits this adapter, before anything is allocated.
     /// `config`: {"vocab","layers","heads","embd","block","batch"}.
     pub fn plan(&self, config: &str) -> Result<String, JsValue> {
-        let (cfg, train) = parse_config(config, None)?;
+        let (cfg, train, _) = parse_config(config, None)?;
         let layout = Layout::for_limits(&self.gpu_limits);
         let plan = MemoryPlan::new(&cfg, train.batch_size, train.seq_len, Mode::Train, &layout);
         let fits = cfg.validate().and_then(|_| plan.check(&self.gpu_limits));
@@ -136,10 +136,8 @@ impl Session {
         let state = guard.as_mut().ok_or_else(|| err("busy: another GPU operation is still running"))?;
         state.run = None; // frees the previous model's buffers first
         let tokenizer = Tokenizer::char_level(text).map_err(err)?;
-        let (cfg, train) = parse_config(config, Some(tokenizer.vocab_size()))?;
-        let v: Value = serde_json::from_str(config).map_err(err)?;
-        let val_fraction = v["val_fraction"].as_f64().unwrap_or(0.1) as f32;
-        let eval_batches = v["eval_batches"].as_u64().unwrap_or(10) as usize;
+        let (cfg, train, run) = parse_config(config, Some(tokenizer.vocab_size()))?;
+        let (val_fraction, eval_batches) = (run.val_fraction, run.eval_batches);
         let data = Dataset::new(tokenizer.encode(text).map_err(err)?, val_fraction, train.seq_len).map_err(err)?;
         let params = kiln::cpu::init_params(&cfg, train.seed);
         let trainer = Trainer::new(&state.gpu, cfg, train, data, &params, eval_batches).map_err(err)?;
@@ -156,10 +154,12 @@ impl Session {
         let ckpt = Checkpoint::from_packed(bytes).map_err(err)?;
         let tokenizer = Tokenizer::from_json(ckpt.tokenizer_json.as_bytes()).map_err(err)?;
         let st = ckpt.state.ok_or_else(|| err("this checkpoint holds no training state"))?;
-        let val_fraction = st.run["val_fraction"].as_f64().unwrap_or(0.1) as f32;
+        let defaults = RunSettings::default();
+        let val_fraction = st.run["val_fraction"].as_f64().map_or(defaults.val_fraction, |x| x as f32);
+        let eval_batches = st.run["eval_batches"].as_u64().map_or(defaults.eval_batches, |x| x as usize);
         let data = Dataset::new(tokenizer.encode(text).map_err(err)?, val_fraction, st.train.seq_len).map_err(err)?;
         state.run = None;
-        let trainer = Trainer::resume(&state.gpu, ckpt.cfg, &st, data, &ckpt.params, 10).map_err(err)?;
+        let trainer = Trainer::resume(&state.gpu, ckpt.cfg, &st, data, &ckpt.params, eval_batches).map_err(err)?;
         let generator = trainer.generator(&state.gpu);
         let info = run_info(&trainer);
         state.run = Some(Run::new(trainer, tokenizer, generator, val_fraction));
@@ -330,6 +330,12 @@ pub fn default_corpus() -> String {
     kiln::corpus::DEFAULT_CORPUS.to_string()
 }
 
+/// Every default the page shows (see `kiln::config::defaults_json`), so the page declares none.
+#[wasm_bindgen]
+pub fn defaults() -> String {
+    kiln::config::defaults_json().to_string()
+}
+
 /// Named presets as JSON: [{"name","layers","heads","embd","block","batch"}].
 #[wasm_bindgen]
 pub fn presets() -> String {
@@ -341,28 +347,41 @@ pub fn presets() -> String {
     .to_string()
 }
 
-fn parse_config(config: &str, vocab: Option<usize>) -> Result<(ModelConfig, TrainConfig), JsValue> {
+/// The page's settings: shape, recipe and run settings, each field falling back to the one
+/// set of defaults (`DEFAULT_PRESET`, `TrainConfig::default()`, `RunSettings::default()`).
+pub(crate) fn parse_config(
+    config: &str,
+    vocab: Option<usize>,
+) -> Result<(ModelConfig, TrainConfig, RunSettings), JsValue> {
     let v: Value = serde_json::from_str(config).map_err(|e| err(format!("bad settings: {e}")))?;
-    let n = |k: &str, d: u64| v[k].as_u64().unwrap_or(d) as usize;
+    let n = |k: &str, d: usize| v[k].as_u64().map_or(d, |x| x as usize);
+    let f = |k: &str, d: f32| v[k].as_f64().map_or(d, |x| x as f32);
+    let p = kiln::config::preset(DEFAULT_PRESET).map_err(err)?;
+    let (t, r) = (TrainConfig::default(), RunSettings::default());
     let cfg = ModelConfig {
         vocab_size: vocab.unwrap_or(n("vocab", 65)),
-        n_layer: n("layers", 2),
-        n_head: n("heads", 2),
-        n_embd: n("embd", 64),
-        block_size: n("block", 64),
+        n_layer: n("layers", p.n_layer),
+        n_head: n("heads", p.n_head),
+        n_embd: n("embd", p.n_embd),
+        block_size: n("block", p.block_size),
     };
     let train = TrainConfig {
-        batch_size: n("batch", 16),
+        batch_size: n("batch", p.batch_size),
         seq_len: cfg.block_size,
-        steps: n("steps", 300),
-        lr: v["lr"].as_f64().unwrap_or(1e-3) as f32,
-        warmup: n("warmup", 30),
-        seed: n("seed", 1337) as u64,
-        ..TrainConfig::default()
+        steps: n("steps", t.steps),
+        lr: f("lr", t.lr),
+        warmup: n("warmup", t.warmup),
+        seed: n("seed", t.seed as usize) as u64,
+        ..t
+    };
+    let run = RunSettings {
+        val_fraction: f("val_fraction", r.val_fraction),
+        eval_batches: n("eval_batches", r.eval_batches),
+        ..r
     };
     cfg.validate().map_err(err)?;
     train.validate(&cfg).map_err(err)?;
-    Ok((cfg, train))
+    Ok((cfg, train, run))
 }
 
 fn run_info(t: &Trainer) -> String {

@@ -12,7 +12,7 @@ use kiln::plan::{mib, MemoryPlan};
 use kiln::sample::Generator;
 use kiln::tokenizer::Tokenizer;
 use kiln::train::Trainer;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::HashMap;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -51,7 +51,7 @@ impl Session {
         let bytes =
             f.get(CONFIG).ok_or_else(|| err("the chosen files have no config.json: choose a model's folder"))?;
         let cfg = parse_config_json(bytes).map_err(err)?;
-        let (_, train) = parse_config(config, Some(cfg.vocab_size))?;
+        let (_, train, _) = parse_config(config, Some(cfg.vocab_size))?;
         let (b, t) = (train.batch_size, train.seq_len.min(cfg.block_size));
         let layout = Layout::for_limits(&self.gpu_limits);
         let plan = MemoryPlan::new(&cfg, b, t, Mode::Train, &layout);
@@ -83,10 +83,9 @@ impl Session {
         drop(f);
         let tokenizer = Tokenizer::from_json(ckpt.tokenizer_json.as_bytes()).map_err(err)?;
         let cfg = ckpt.cfg;
-        let (_, mut train) = parse_config(config, Some(cfg.vocab_size))?;
+        let (_, mut train, run) = parse_config(config, Some(cfg.vocab_size))?;
         train.seq_len = train.seq_len.min(cfg.block_size);
-        let v: Value = serde_json::from_str(config).map_err(err)?;
-        let val_fraction = v["val_fraction"].as_f64().unwrap_or(0.1) as f32;
+        let val_fraction = run.val_fraction;
         let layout = Layout::for_limits(&state.gpu.limits);
         MemoryPlan::new(&cfg, 1, 1, Mode::Eval, &layout).check(&state.gpu.limits).map_err(err)?;
         state.run = None; // frees the previous model's buffers first
@@ -96,7 +95,8 @@ impl Session {
             Ok(()) => {
                 let tokens = tokenizer.encode(text).map_err(err)?;
                 let data = Dataset::new(tokens, val_fraction, train.seq_len).map_err(err)?;
-                let trainer = Trainer::new(&state.gpu, cfg, train, data, &ckpt.params, 10).map_err(err)?;
+                let trainer =
+                    Trainer::new(&state.gpu, cfg, train, data, &ckpt.params, run.eval_batches).map_err(err)?;
                 let generator = trainer.generator(&state.gpu);
                 let info = run_info(&trainer);
                 state.run = Some(Run::new(trainer, tokenizer, generator, val_fraction));
