@@ -30,12 +30,10 @@ pub enum Command {
     Serve(ServeArgs),
 }
 
+/// A model's shape and batch, as `train` and `bench` take them: a preset, and single options
+/// that override it.
 #[derive(Args, Clone)]
-pub struct TrainArgs {
-    /// A text file, or a folder whose .txt files are joined in sorted order (default: the
-    /// embedded Shakespeare)
-    #[arg(long)]
-    pub data: Option<PathBuf>,
+pub struct ShapeArgs {
     /// Model preset: tiny, small, shakespeare, gpt2 (default: tiny on a software adapter,
     /// shakespeare on a GPU)
     #[arg(long)]
@@ -52,6 +50,29 @@ pub struct TrainArgs {
     pub block: Option<usize>,
     #[arg(long)]
     pub batch: Option<usize>,
+}
+
+impl ShapeArgs {
+    /// The preset's shape with the single options over it, for a vocabulary of `vocab`.
+    pub fn model(&self, p: &kiln::config::Preset, vocab: usize) -> kiln::config::ModelConfig {
+        kiln::config::ModelConfig {
+            vocab_size: vocab,
+            n_layer: self.layers.unwrap_or(p.n_layer),
+            n_head: self.heads.unwrap_or(p.n_head),
+            n_embd: self.embd.unwrap_or(p.n_embd),
+            block_size: self.block.unwrap_or(p.block_size),
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+pub struct TrainArgs {
+    /// A text file, or a folder whose .txt files are joined in sorted order (default: the
+    /// embedded Shakespeare)
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
     #[arg(long, default_value_t = TrainConfig::default().steps as i64, allow_negative_numbers = true)]
     pub steps: i64,
     #[arg(long, default_value_t = TrainConfig::default().lr, allow_negative_numbers = true)]
@@ -140,27 +161,14 @@ pub struct EvalArgs {
 
 #[derive(Args, Clone)]
 pub struct BenchArgs {
-    /// Model preset to time (default: tiny on a software adapter, shakespeare on a GPU)
-    #[arg(long)]
-    pub preset: Option<String>,
+    #[command(flatten)]
+    pub shape: ShapeArgs,
     /// Timed steps (after 3 warm-up steps)
     #[arg(long, default_value_t = 20)]
     pub steps: usize,
     /// Vocabulary size of the timed model (65 is a char-level Shakespeare, 50257 GPT-2's)
     #[arg(long, default_value_t = 65)]
     pub vocab: usize,
-    #[arg(long)]
-    pub layers: Option<usize>,
-    #[arg(long)]
-    pub heads: Option<usize>,
-    /// Channels (embedding width)
-    #[arg(long)]
-    pub embd: Option<usize>,
-    /// Block size: tokens per training window
-    #[arg(long)]
-    pub block: Option<usize>,
-    #[arg(long)]
-    pub batch: Option<usize>,
     #[arg(long)]
     pub json: bool,
 }

@@ -3,7 +3,7 @@
 
 use crate::args::BenchArgs;
 use crate::train_cmd::default_preset;
-use kiln::config::{preset, ModelConfig, TrainConfig};
+use kiln::config::{preset, TrainConfig};
 use kiln::gpt::{GpuGpt, Layout, Mode};
 use kiln::gpu::{by_kernel, Gpu};
 use kiln::plan::MemoryPlan;
@@ -14,22 +14,16 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
     if a.steps == 0 {
         return Err("--steps must be at least 1".into());
     }
-    if let Some(p) = &a.preset {
+    if let Some(p) = &a.shape.preset {
         preset(p)?;
     }
     let gpu = pollster::block_on(Gpu::new())?;
-    let name = a.preset.clone().unwrap_or_else(|| default_preset(&gpu).to_string());
+    let name = a.shape.preset.clone().unwrap_or_else(|| default_preset(&gpu).to_string());
     let p = preset(&name)?;
     // The preset gives the shape; single options override it, as in `kiln train`.
-    let cfg = ModelConfig {
-        vocab_size: a.vocab,
-        n_layer: a.layers.unwrap_or(p.n_layer),
-        n_head: a.heads.unwrap_or(p.n_head),
-        n_embd: a.embd.unwrap_or(p.n_embd),
-        block_size: a.block.unwrap_or(p.block_size),
-    };
+    let cfg = a.shape.model(&p, a.vocab);
     cfg.validate()?;
-    let (b, t) = (a.batch.unwrap_or(p.batch_size), cfg.block_size);
+    let (b, t) = (a.shape.batch.unwrap_or(p.batch_size), cfg.block_size);
     let train = TrainConfig { batch_size: b, seq_len: t, ..TrainConfig::default() };
     train.validate(&cfg)?;
     let layout = Layout::for_limits(&gpu.limits);

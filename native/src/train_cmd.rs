@@ -6,7 +6,7 @@ use crate::checkpoint_io;
 use crate::input::{read_corpus, run_folder_name};
 use crate::report::{round4, Reporter};
 use kiln::checkpoint::Checkpoint;
-use kiln::config::{preset, ModelConfig, TrainConfig, DEFAULT_PRESET};
+use kiln::config::{preset, TrainConfig, DEFAULT_PRESET};
 use kiln::data::Dataset;
 use kiln::gpu::Gpu;
 use kiln::sample::{SampleOptions, DEFAULT_SAMPLE_TOKENS};
@@ -68,7 +68,7 @@ fn fresh(a: TrainArgs) -> Result<(), String> {
     if !(a.lr > 0.0 && a.lr.is_finite()) {
         return Err(format!("--lr must be a positive number, got {}", a.lr));
     }
-    if let Some(p) = &a.preset {
+    if let Some(p) = &a.shape.preset {
         preset(p)?;
     }
     let (text, source) = read_corpus(a.data.as_deref())?;
@@ -82,23 +82,17 @@ fn fresh(a: TrainArgs) -> Result<(), String> {
     let gpu = pollster::block_on(Gpu::new())?;
     let preset_name = match &a.init {
         Some(dir) => format!("init from {}", dir.display()),
-        None => a.preset.clone().unwrap_or_else(|| default_preset(&gpu).to_string()),
+        None => a.shape.preset.clone().unwrap_or_else(|| default_preset(&gpu).to_string()),
     };
-    let p = preset(a.preset.as_deref().unwrap_or(default_preset(&gpu)))?;
+    let p = preset(a.shape.preset.as_deref().unwrap_or(default_preset(&gpu)))?;
     let cfg = match &init {
         Some(ckpt) => ckpt.cfg,
-        None => ModelConfig {
-            vocab_size: tokenizer.vocab_size(),
-            n_layer: a.layers.unwrap_or(p.n_layer),
-            n_head: a.heads.unwrap_or(p.n_head),
-            n_embd: a.embd.unwrap_or(p.n_embd),
-            block_size: a.block.unwrap_or(p.block_size),
-        },
+        None => a.shape.model(&p, tokenizer.vocab_size()),
     };
     cfg.validate()?;
     let train = TrainConfig {
-        batch_size: a.batch.unwrap_or(p.batch_size),
-        seq_len: a.block.unwrap_or(p.block_size.min(cfg.block_size)),
+        batch_size: a.shape.batch.unwrap_or(p.batch_size),
+        seq_len: a.shape.block.unwrap_or(p.block_size.min(cfg.block_size)),
         steps: a.steps as usize,
         lr: a.lr,
         warmup: a.warmup,
