@@ -50,14 +50,7 @@ impl Tokenizer {
             .special_tokens(vec![AddedToken::from(END_OF_TEXT, true)])
             .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
             .build();
-        let mut inner = TokenizerBuilder::new()
-            .with_model(BPE::default())
-            .with_normalizer(None::<tokenizers::NormalizerWrapper>)
-            .with_pre_tokenizer(Some(ByteLevel::new(false, true, true)))
-            .with_post_processor(None::<tokenizers::PostProcessorWrapper>)
-            .with_decoder(Some(ByteLevelDecoder::default()))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let mut inner = byte_level(BPE::default())?;
         inner.train(&mut trainer, text.lines().map(|l| format!("{l}\n"))).map_err(|e| e.to_string())?;
         Ok(Tokenizer { inner: inner.into() })
     }
@@ -85,14 +78,7 @@ impl Tokenizer {
             .vocab_and_merges(vocab.into_iter().collect::<Vocab>(), merges)
             .build()
             .map_err(|e| format!("vocab.json and merges.txt do not fit together: {e}"))?;
-        let mut inner = TokenizerBuilder::new()
-            .with_model(bpe)
-            .with_normalizer(None::<tokenizers::NormalizerWrapper>)
-            .with_pre_tokenizer(Some(ByteLevel::new(false, true, true)))
-            .with_post_processor(None::<tokenizers::PostProcessorWrapper>)
-            .with_decoder(Some(ByteLevelDecoder::default()))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let mut inner = byte_level(bpe)?;
         if special {
             inner.add_special_tokens(&[AddedToken::from(END_OF_TEXT, true)]);
         }
@@ -131,4 +117,25 @@ impl Tokenizer {
     pub fn token_text(&self, id: u32) -> String {
         self.decode(&[id])
     }
+}
+
+/// GPT-2's byte-level pipeline around a BPE model: no normaliser, a ByteLevel pre-tokenizer
+/// without a prefix space, no post-processor, the ByteLevel decoder.
+type ByteLevelBpe = tokenizers::TokenizerImpl<
+    BPE,
+    tokenizers::NormalizerWrapper,
+    ByteLevel,
+    tokenizers::PostProcessorWrapper,
+    ByteLevelDecoder,
+>;
+
+fn byte_level(model: BPE) -> Result<ByteLevelBpe, String> {
+    TokenizerBuilder::new()
+        .with_model(model)
+        .with_normalizer(None::<tokenizers::NormalizerWrapper>)
+        .with_pre_tokenizer(Some(ByteLevel::new(false, true, true)))
+        .with_post_processor(None::<tokenizers::PostProcessorWrapper>)
+        .with_decoder(Some(ByteLevelDecoder::default()))
+        .build()
+        .map_err(|e| e.to_string())
 }
