@@ -79,6 +79,12 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The recipe for fine-tuning a pre-trained model on a task: fewer steps, a lower peak, no
+    /// weight decay pulling the pre-trained weights towards zero.
+    pub fn finetune() -> TrainConfig {
+        TrainConfig { steps: 200, lr: 3e-4, warmup: 20, weight_decay: 0.0, ..TrainConfig::default() }
+    }
+
     pub fn validate(&self, model: &ModelConfig) -> Result<(), String> {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return Err(format!("learning rate must be a positive number, got {}", self.lr));
@@ -137,6 +143,13 @@ impl Default for RunSettings {
             sample_every: 100,
             checkpoint_every: 0,
         }
+    }
+}
+
+impl RunSettings {
+    /// Fine-tuning's: the validation set is small, so evaluate more often.
+    pub fn finetune() -> RunSettings {
+        RunSettings { val_fraction: 0.1, eval_every: 50, sample_every: 100, ..RunSettings::default() }
     }
 }
 

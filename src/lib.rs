@@ -13,5 +13,7 @@ pub mod gpu;
 pub mod model;
 pub mod plan;
 pub mod sample;
+pub mod task;
+pub mod task_eval;
 pub mod tokenizer;
 pub mod train;

@@ -10,12 +10,52 @@ use crate::data::{eval_batches, sample_batch, Dataset};
 use crate::gpt::{GpuGpt, GpuWeights};
 use crate::gpu::Gpu;
 use crate::sample::Generator;
+use crate::task::TaskData;
 use std::rc::Rc;
+
+/// What a run learns from: a token stream (pre-training) or a task's prompt/completion rows
+/// (fine-tuning, where only completion tokens count).
+pub enum TrainData {
+    Text(Dataset),
+    Task(TaskData),
+}
+
+impl From<Dataset> for TrainData {
+    fn from(d: Dataset) -> TrainData {
+        TrainData::Text(d)
+    }
+}
+
+impl TrainData {
+    /// Tokens that count in the loss: (training, validation).
+    pub fn token_counts(&self) -> (usize, usize) {
+        match self {
+            TrainData::Text(d) => (d.train().len(), d.val().len()),
+            TrainData::Task(t) => t.counted(),
+        }
+    }
+
+    fn batch(&self, rng: &mut Rng, b: usize, t: usize) -> (Vec<u32>, Vec<u32>) {
+        match self {
+            TrainData::Text(d) => sample_batch(rng, d.train(), b, t),
+            TrainData::Task(task) => task.sample_batch(rng, b, t),
+        }
+    }
+
+    fn eval_batches(&self, count: usize, b: usize, t: usize, seed: u64) -> Vec<(Vec<u32>, Vec<u32>)> {
+        match self {
+            TrainData::Text(d) if d.val().is_empty() => Vec::new(),
+            TrainData::Text(d) => eval_batches(d.val(), count, b, t, seed),
+            // A task's validation set is small and fixed: all of it, every time.
+            TrainData::Task(task) => task.eval_batches(b, t),
+        }
+    }
+}
 
 pub struct Trainer {
     pub model: GpuGpt,
     pub train: TrainConfig,
-    pub data: Dataset,
+    pub data: TrainData,
     /// The batch sampler's generator: its state is the data position of a run.
     pub rng: Rng,
     /// Steps completed so far.
@@ -30,18 +70,14 @@ impl Trainer {
         gpu: &Gpu,
         cfg: ModelConfig,
         train: TrainConfig,
-        data: Dataset,
+        data: TrainData,
         params: &[Vec<f32>],
         eval_count: usize,
     ) -> Result<Trainer, String> {
         cfg.validate()?;
         train.validate(&cfg)?;
         let model = GpuGpt::new(gpu, cfg, params, train.batch_size, train.seq_len, &train)?;
-        let eval = if data.val().is_empty() {
-            Vec::new()
-        } else {
-            eval_batches(data.val(), eval_count, train.batch_size, train.seq_len, train.seed)
-        };
+        let eval = data.eval_batches(eval_count, train.batch_size, train.seq_len, train.seed);
         let rng = Rng::new(train.seed);
         Ok(Trainer { model, train, data, rng, step: 0, eval })
     }
@@ -63,7 +99,7 @@ impl Trainer {
     /// is set (a log step): otherwise nothing waits for the GPU.
     pub async fn step(&mut self, gpu: &Gpu, read_loss: bool) -> Result<Option<f32>, String> {
         let (b, t) = (self.train.batch_size, self.train.seq_len);
-        let (inputs, targets) = sample_batch(&mut self.rng, self.data.train(), b, t);
+        let (inputs, targets) = self.data.batch(&mut self.rng, b, t);
         self.model.upload_batch(gpu, &inputs, &targets);
         let lr = self.lr();
         self.step += 1;
@@ -85,7 +121,7 @@ impl Trainer {
         gpu: &Gpu,
         cfg: ModelConfig,
         state: &TrainState,
-        data: Dataset,
+        data: TrainData,
         params: &[Vec<f32>],
         eval_count: usize,
     ) -> Result<Trainer, String> {

@@ -24,7 +24,7 @@ fn tiny_model_learns_shakespeare() {
     };
     let data = Dataset::new(tok.encode(text).unwrap(), 0.1, 64).unwrap();
     let params = kiln::cpu::init_params(&cfg, 1337);
-    let mut trainer = Trainer::new(&gpu, cfg, train, data, &params, 10).unwrap();
+    let mut trainer = Trainer::new(&gpu, cfg, train, data.into(), &params, 10).unwrap();
 
     let first_val = pollster::block_on(trainer.evaluate(&gpu)).unwrap().unwrap();
     let uniform = (cfg.vocab_size as f32).ln();

@@ -5,6 +5,7 @@
 use clap::{Args, Parser, Subcommand};
 use kiln::config::{RunSettings, TrainConfig};
 use kiln::sample::{SampleOptions, DEFAULT_SAMPLE_TOKENS};
+use kiln::task_eval::EvalOptions;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -18,9 +19,11 @@ pub struct Cli {
 pub enum Command {
     /// Pre-train a GPT-2 on a text corpus (the embedded Shakespeare by default)
     Train(Box<TrainArgs>),
+    /// Fine-tune a checkpoint on a task file (prompt/completion JSON lines), fully or with LoRA
+    Finetune(Box<FinetuneArgs>),
     /// Generate text from a checkpoint, streaming tokens as they come
     Sample(SampleArgs),
-    /// Mean loss and perplexity of a checkpoint over a whole text
+    /// Score a checkpoint: loss and perplexity over a text (--data), or a task zero- or few-shot (--task)
     Eval(EvalArgs),
     /// Time training steps: ms per step, tokens/s, TFLOP/s, per-kernel times
     Bench(BenchArgs),
@@ -125,6 +128,54 @@ pub struct TrainArgs {
 }
 
 #[derive(Args, Clone)]
+pub struct FinetuneArgs {
+    /// The model to start from: a Kiln run folder, a Hugging Face GPT-2 folder or a .kiln file
+    #[arg(long, required_unless_present = "resume")]
+    pub checkpoint: Option<PathBuf>,
+    /// Training examples: JSON lines of {"prompt", "completion"} (or "choices" and "answer")
+    #[arg(long, required_unless_present = "resume")]
+    pub task: Option<PathBuf>,
+    /// Validation examples (default: a seeded tenth of --task, held out of training)
+    #[arg(long)]
+    pub val: Option<PathBuf>,
+    #[arg(long, default_value_t = TrainConfig::finetune().steps as i64, allow_negative_numbers = true)]
+    pub steps: i64,
+    #[arg(long, default_value_t = TrainConfig::finetune().lr, allow_negative_numbers = true)]
+    pub lr: f32,
+    #[arg(long, default_value_t = TrainConfig::finetune().warmup)]
+    pub warmup: usize,
+    #[arg(long, default_value_t = TrainConfig::finetune().weight_decay)]
+    pub weight_decay: f32,
+    #[arg(long, default_value_t = TrainConfig::finetune().grad_clip)]
+    pub grad_clip: f32,
+    /// Examples per step
+    #[arg(long, default_value_t = TrainConfig::finetune().batch_size)]
+    pub batch: usize,
+    #[arg(long, default_value_t = TrainConfig::finetune().seed)]
+    pub seed: u64,
+    /// Evaluate on the validation examples every N steps
+    #[arg(long, default_value_t = RunSettings::finetune().eval_every)]
+    pub eval_every: usize,
+    #[arg(long, default_value_t = RunSettings::finetune().log_every)]
+    pub log_every: usize,
+    /// Show the model's answer to a validation prompt every N steps (0: only at the end)
+    #[arg(long, default_value_t = RunSettings::finetune().sample_every)]
+    pub sample_every: usize,
+    #[arg(long, default_value_t = RunSettings::finetune().checkpoint_every)]
+    pub checkpoint_every: usize,
+    /// Run folder (default: runs/finetune-<date>-<time>)
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+    /// Continue the fine-tuning run in this folder
+    #[arg(long, conflicts_with_all = ["checkpoint", "task", "val"])]
+    pub resume: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Clone)]
 pub struct SampleArgs {
     /// A checkpoint folder (a run folder, or a Hugging Face GPT-2 folder)
     #[arg(long)]
@@ -149,11 +200,23 @@ pub struct SampleArgs {
 pub struct EvalArgs {
     #[arg(long)]
     pub checkpoint: PathBuf,
-    /// A text file or a folder of .txt files
+    /// A text file or a folder of .txt files: its mean loss and perplexity
+    #[arg(long, required_unless_present = "task", conflicts_with = "task")]
+    pub data: Option<PathBuf>,
+    /// A task file (JSON lines): accuracy over its choices, or exact match and F1 of greedy answers
     #[arg(long)]
-    pub data: PathBuf,
-    /// Windows per GPU batch
-    #[arg(long, default_value_t = 16)]
+    pub task: Option<PathBuf>,
+    /// Solved examples placed before each question (0: zero-shot)
+    #[arg(long, default_value_t = EvalOptions::default().shots, requires = "task")]
+    pub shots: usize,
+    /// Where the shots come from (a task file; default: --task itself, never the question)
+    #[arg(long, requires = "task")]
+    pub shots_from: Option<PathBuf>,
+    /// Seed of the shots drawn
+    #[arg(long, default_value_t = EvalOptions::default().seed)]
+    pub seed: u64,
+    /// Windows (or choice rows) per GPU batch
+    #[arg(long, default_value_t = EvalOptions::default().batch)]
     pub batch: usize,
     #[arg(long)]
     pub json: bool,

@@ -52,3 +52,11 @@ pub fn run_folder_name(preset: &str) -> String {
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{preset}-{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60)
 }
+
+/// A task file's examples; a bad line is named by its number.
+pub fn read_task(path: &Path) -> Result<Vec<kiln::task::Example>, String> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read the task file {shown}: {e}"))?;
+    let text = kiln::corpus::text_from_bytes(bytes, &format!("the task file {shown}"))?;
+    kiln::task::parse_examples(&text, &shown)
+}

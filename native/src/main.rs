@@ -6,6 +6,7 @@ mod args;
 mod bench_cmd;
 mod checkpoint_io;
 mod eval_cmd;
+mod finetune_cmd;
 mod input;
 mod plot;
 mod report;
@@ -33,6 +34,7 @@ fn main() {
     };
     let result = match cli.command {
         args::Command::Train(a) => train_cmd::run(*a),
+        args::Command::Finetune(a) => finetune_cmd::run(*a),
         args::Command::Sample(a) => sample_cmd::run(a),
         args::Command::Eval(a) => eval_cmd::run(a),
         args::Command::Bench(a) => bench_cmd::run(a),

@@ -11,27 +11,34 @@ use kiln::data::Dataset;
 use kiln::gpu::Gpu;
 use kiln::sample::{SampleOptions, DEFAULT_SAMPLE_TOKENS};
 use kiln::tokenizer::Tokenizer;
-use kiln::train::Trainer;
+use kiln::train::{TrainData, Trainer};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Front-end settings of a run, saved in its checkpoint so `--resume` continues alike.
-struct Settings {
-    data: Option<PathBuf>,
-    preset: String,
-    tokenizer: String,
-    val_fraction: f32,
-    eval_every: usize,
-    eval_batches: usize,
-    log_every: usize,
-    sample_every: usize,
-    checkpoint_every: usize,
+pub struct Settings {
+    pub data: Option<PathBuf>,
+    /// Fine-tuning: the task file and the validation file (None: a seeded tenth of the task).
+    pub task: Option<PathBuf>,
+    pub val: Option<PathBuf>,
+    /// What samples start from ("\n" when None); fine-tuning shows a validation prompt.
+    pub sample_prompt: Option<String>,
+    pub preset: String,
+    pub tokenizer: String,
+    pub val_fraction: f32,
+    pub eval_every: usize,
+    pub eval_batches: usize,
+    pub log_every: usize,
+    pub sample_every: usize,
+    pub checkpoint_every: usize,
 }
 
 impl Settings {
     fn to_json(&self) -> Value {
-        json!({"data": self.data.as_ref().map(|p| p.display().to_string()), "preset": self.preset,
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        json!({"data": path(&self.data), "task": path(&self.task), "val": path(&self.val),
+               "sample_prompt": self.sample_prompt, "preset": self.preset,
                "tokenizer": self.tokenizer, "val_fraction": self.val_fraction, "eval_every": self.eval_every,
                "eval_batches": self.eval_batches, "log_every": self.log_every, "sample_every": self.sample_every,
                "checkpoint_every": self.checkpoint_every})
@@ -42,6 +49,9 @@ impl Settings {
         let n = |k: &str| v[k].as_u64().map(|x| x as usize).ok_or_else(bad);
         Ok(Settings {
             data: v["data"].as_str().map(PathBuf::from),
+            task: v["task"].as_str().map(PathBuf::from),
+            val: v["val"].as_str().map(PathBuf::from),
+            sample_prompt: v["sample_prompt"].as_str().map(String::from),
             preset: v["preset"].as_str().unwrap_or("custom").to_string(),
             tokenizer: v["tokenizer"].as_str().unwrap_or("char").to_string(),
             val_fraction: v["val_fraction"].as_f64().ok_or_else(bad)? as f32,
@@ -109,6 +119,9 @@ fn fresh(a: TrainArgs) -> Result<(), String> {
     let data = Dataset::new(tokens, a.val_fraction, train.seq_len)?;
     let settings = Settings {
         data: a.data.as_ref().map(|p| std::fs::canonicalize(p).unwrap_or(p.clone())),
+        task: None,
+        val: None,
+        sample_prompt: None,
         preset: preset_name,
         tokenizer: if a.init.is_some() { "from --init".into() } else { a.tokenizer.clone() },
         val_fraction: a.val_fraction,
@@ -122,7 +135,7 @@ fn fresh(a: TrainArgs) -> Result<(), String> {
         Some(ckpt) => ckpt.params,
         None => kiln::cpu::init_params(&cfg, a.seed),
     };
-    let trainer = Trainer::new(&gpu, cfg, train, data, &params, a.eval_batches)?;
+    let trainer = Trainer::new(&gpu, cfg, train, data.into(), &params, a.eval_batches)?;
     drop(params);
     let folder = if a.init.is_some() { "init" } else { &settings.preset };
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(run_folder_name(folder)));
@@ -134,15 +147,25 @@ fn fresh(a: TrainArgs) -> Result<(), String> {
     train_loop(&gpu, trainer, &tokenizer, &settings, &source, &out, report, History::default(), a.stop_after)
 }
 
-fn resume(dir: &Path, json: bool, stop_after: Option<usize>) -> Result<(), String> {
+/// Continues the run in `dir`, pre-training or fine-tuning alike.
+pub fn resume(dir: &Path, json: bool, stop_after: Option<usize>) -> Result<(), String> {
     let ckpt = checkpoint_io::load(dir)?;
     let Checkpoint { cfg, params, tokenizer_json, state } = ckpt;
     let state = state.ok_or_else(|| format!("{} holds a model but no training state to resume", dir.display()))?;
     let settings = Settings::from_json(&state.run)?;
-    let (text, source) = read_corpus(settings.data.as_deref())?;
     let tokenizer = Tokenizer::from_json(tokenizer_json.as_bytes())?;
+    let (data, source) = match &settings.task {
+        Some(task) => {
+            let (data, source) =
+                crate::finetune_cmd::task_data(&tokenizer, task, settings.val.as_deref(), &cfg, state.train.seed)?;
+            (TrainData::Task(data), source)
+        }
+        None => {
+            let (text, source) = read_corpus(settings.data.as_deref())?;
+            (Dataset::new(tokenizer.encode(&text)?, settings.val_fraction, state.train.seq_len)?.into(), source)
+        }
+    };
     let gpu = pollster::block_on(Gpu::new())?;
-    let data = Dataset::new(tokenizer.encode(&text)?, settings.val_fraction, state.train.seq_len)?;
     let trainer = Trainer::resume(&gpu, cfg, &state, data, &params, settings.eval_batches)?;
     // Keep the metrics up to the checkpoint; anything logged after it is about to be redone.
     let path = dir.join("metrics.jsonl");
@@ -171,7 +194,7 @@ fn resume(dir: &Path, json: bool, stop_after: Option<usize>) -> Result<(), Strin
 
 /// Logged losses, for the plot.
 #[derive(Default)]
-struct History {
+pub struct History {
     train: Vec<(usize, f32)>,
     val: Vec<(usize, f32)>,
 }
@@ -192,7 +215,7 @@ impl History {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn train_loop(
+pub fn train_loop(
     gpu: &Gpu,
     mut trainer: Trainer,
     tokenizer: &Tokenizer,
@@ -205,19 +228,21 @@ fn train_loop(
 ) -> Result<(), String> {
     let (cfg, train) = (trainer.model.cfg, trainer.train.clone());
     let n_params = kiln::model::num_params(&cfg);
+    let (train_tokens, val_tokens) = trainer.data.token_counts();
+    let what = if s.task.is_some() { "fine-tuning" } else { "training" };
     let software = if gpu.is_software() { " (a software adapter: expect it to be slow)" } else { "" };
     report.event(
-        json!({"event": "start", "params": n_params, "vocab": cfg.vocab_size, "tokens": trainer.data.tokens.len(),
-               "train_tokens": trainer.data.train().len(), "val_tokens": trainer.data.val().len(),
+        json!({"event": "start", "params": n_params, "vocab": cfg.vocab_size, "tokens": train_tokens + val_tokens,
+               "train_tokens": train_tokens, "val_tokens": val_tokens, "task": s.task.is_some(),
                "adapter": gpu.to_string(), "software": gpu.is_software(), "preset": s.preset,
                "layers": cfg.n_layer, "heads": cfg.n_head, "embd": cfg.n_embd, "block": train.seq_len,
                "batch": train.batch_size, "steps": train.steps, "lr": train.lr, "corpus": source,
                "out": out.display().to_string()}),
         &format!(
-            "training {:.2}M parameters ({} layers, {} heads, {} channels, block {}, batch {}, {}) on {} ({} tokens, vocabulary {})\nadapter: {gpu}{software}\nrun folder: {}",
+            "{what} {:.2}M parameters ({} layers, {} heads, {} channels, block {}, batch {}, {}) on {} ({} tokens, vocabulary {})\nadapter: {gpu}{software}\nrun folder: {}",
             n_params as f64 / 1e6, cfg.n_layer, cfg.n_head, cfg.n_embd, train.seq_len, train.batch_size,
             if s.preset.starts_with("init from") { s.preset.clone() } else { format!("preset {}", s.preset) },
-            source, trainer.data.tokens.len(), cfg.vocab_size, out.display()
+            source, train_tokens + val_tokens, cfg.vocab_size, out.display()
         ),
     );
     let mut generator = trainer.generator(gpu);
@@ -274,7 +299,7 @@ fn train_loop(
             }
         }
         if at(s.sample_every) || last_step {
-            let text = sample(gpu, &mut generator, tokenizer, step as u64)?;
+            let text = sample(gpu, &mut generator, tokenizer, s.sample_prompt.as_deref(), step as u64)?;
             report.event(
                 json!({"event": "sample", "step": step, "text": text}),
                 &format!("--- sample at step {step} ---\n{text}\n---"),
@@ -308,12 +333,25 @@ fn sample(
     gpu: &Gpu,
     generator: &mut kiln::sample::Generator,
     tokenizer: &Tokenizer,
+    prompt: Option<&str>,
     seed: u64,
 ) -> Result<String, String> {
-    let prompt = tokenizer.encode("\n").unwrap_or_default();
-    let opts = SampleOptions { seed, ..SampleOptions::default() };
-    let tokens = pollster::block_on(generator.generate(gpu, &prompt, DEFAULT_SAMPLE_TOKENS, &opts, |_| true))?;
-    Ok(tokenizer.decode(&tokens))
+    let Some(text) = prompt else {
+        let prompt = tokenizer.encode("\n").unwrap_or_default();
+        let opts = SampleOptions { seed, ..SampleOptions::default() };
+        let tokens = pollster::block_on(generator.generate(gpu, &prompt, DEFAULT_SAMPLE_TOKENS, &opts, |_| true))?;
+        return Ok(tokenizer.decode(&tokens));
+    };
+    // A task prompt: the model's greedy answer, to its first newline, after the prompt.
+    let prompt = tokenizer.encode(text)?;
+    let keep = prompt.len().min(generator.cfg.block_size / 2);
+    let greedy = SampleOptions { temperature: 0.0, ..SampleOptions::default() };
+    let mut answer = String::new();
+    pollster::block_on(generator.generate(gpu, &prompt[prompt.len() - keep..], 48, &greedy, |t| {
+        answer.push_str(&tokenizer.token_text(t));
+        !answer.contains('\n')
+    }))?;
+    Ok(format!("{text}[{}]", answer.trim_end_matches('\n')))
 }
 
 /// The tiny preset on software adapters (they are slow), the shakespeare preset on real GPUs.

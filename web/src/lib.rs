@@ -140,7 +140,7 @@ impl Session {
         let (val_fraction, eval_batches) = (run.val_fraction, run.eval_batches);
         let data = Dataset::new(tokenizer.encode(text).map_err(err)?, val_fraction, train.seq_len).map_err(err)?;
         let params = kiln::cpu::init_params(&cfg, train.seed);
-        let trainer = Trainer::new(&state.gpu, cfg, train, data, &params, eval_batches).map_err(err)?;
+        let trainer = Trainer::new(&state.gpu, cfg, train, data.into(), &params, eval_batches).map_err(err)?;
         let generator = trainer.generator(&state.gpu);
         let info = run_info(&trainer);
         state.run = Some(Run::new(trainer, tokenizer, generator, val_fraction));
@@ -159,7 +159,8 @@ impl Session {
         let eval_batches = st.run["eval_batches"].as_u64().map_or(defaults.eval_batches, |x| x as usize);
         let data = Dataset::new(tokenizer.encode(text).map_err(err)?, val_fraction, st.train.seq_len).map_err(err)?;
         state.run = None;
-        let trainer = Trainer::resume(&state.gpu, ckpt.cfg, &st, data, &ckpt.params, eval_batches).map_err(err)?;
+        let trainer =
+            Trainer::resume(&state.gpu, ckpt.cfg, &st, data.into(), &ckpt.params, eval_batches).map_err(err)?;
         let generator = trainer.generator(&state.gpu);
         let info = run_info(&trainer);
         state.run = Some(Run::new(trainer, tokenizer, generator, val_fraction));
@@ -386,7 +387,7 @@ pub(crate) fn parse_config(
 
 fn run_info(t: &Trainer) -> String {
     let cfg = t.model.cfg;
-    json!({"params": kiln::model::num_params(&cfg), "vocab": cfg.vocab_size, "tokens": t.data.tokens.len(),
+    json!({"params": kiln::model::num_params(&cfg), "vocab": cfg.vocab_size, "tokens": t.data.token_counts().0 + t.data.token_counts().1,
            "step": t.step, "steps": t.train.steps, "tokens_per_step": t.tokens_per_step(),
            "layers": cfg.n_layer, "heads": cfg.n_head, "trainable": true})
     .to_string()

@@ -96,7 +96,7 @@ impl Session {
                 let tokens = tokenizer.encode(text).map_err(err)?;
                 let data = Dataset::new(tokens, val_fraction, train.seq_len).map_err(err)?;
                 let trainer =
-                    Trainer::new(&state.gpu, cfg, train, data, &ckpt.params, run.eval_batches).map_err(err)?;
+                    Trainer::new(&state.gpu, cfg, train, data.into(), &ckpt.params, run.eval_batches).map_err(err)?;
                 let generator = trainer.generator(&state.gpu);
                 let info = run_info(&trainer);
                 state.run = Some(Run::new(trainer, tokenizer, generator, val_fraction));
