@@ -7,13 +7,14 @@
 //        the tied LM head: logits = x @ wte^T (trans_b), dwte = dlogits^T @ x (trans_a).
 // Offsets (in words) let one operand be a slice of a larger buffer: a chunk of the vocabulary of
 // the tied LM head, inside one of the buffers that hold wte. With accumulate = 1 the product is
-// added into out (the LM head's input gradient, summed over vocabulary chunks in order).
+// added into out (the LM head's input gradient, summed over vocabulary chunks in order). With
+// scaled = 1 the product is multiplied by `scale` first (a LoRA adapter's alpha / rank).
 // Each workgroup computes a 64x64 tile of out; each of its 16x16 invocations owns 4x4 outputs,
 // strided by 16 so that neighbouring invocations write neighbouring addresses.
 
 struct Params {
     m: u32, n: u32, k: u32, trans_a: u32, trans_b: u32, has_bias: u32,
-    accumulate: u32, a_offset: u32, b_offset: u32, out_offset: u32,
+    accumulate: u32, a_offset: u32, b_offset: u32, out_offset: u32, scaled: u32, scale: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -46,6 +47,7 @@ fn store_row(row: u32, col0: u32, acc: vec4<f32>) {
         let col = col0 + 16u * j;
         if (col < p.n) {
             var v = acc[j];
+            if (p.scaled == 1u) { v *= p.scale; }
             if (p.has_bias == 1u) { v += bias[col]; }
             let o = p.out_offset + row * p.n + col;
             if (p.accumulate == 1u) { v += out[o]; }

@@ -63,9 +63,7 @@ impl Checkpoint {
             (TOKENIZER, self.tokenizer_json.clone().into_bytes()),
         ];
         if let Some(s) = &self.state {
-            files.push((OPTIMIZER, tensors_to_bytes(&table, &[("m.", &s.adam_m), ("v.", &s.adam_v)])));
-            let state = json!({"step": s.step, "rng_state": s.rng_state.to_string(), "train": s.train, "run": s.run});
-            files.push((STATE, serde_json::to_vec_pretty(&state).expect("json")));
+            files.extend(state_files(&table, s));
         }
         files
     }
@@ -300,7 +298,7 @@ pub fn parse_config_json(bytes: &[u8]) -> Result<ModelConfig, String> {
 }
 
 /// One safetensors file holding each group's tensors as `prefix + name`, float32.
-fn tensors_to_bytes(table: &[ParamSpec], groups: &[(&str, &Vec<Vec<f32>>)]) -> Vec<u8> {
+pub(crate) fn tensors_to_bytes(table: &[ParamSpec], groups: &[(&str, &Vec<Vec<f32>>)]) -> Vec<u8> {
     let metadata = [("format".to_string(), "pt".to_string())].into_iter().collect();
     tensors_to_bytes_with(table, groups, metadata)
 }
@@ -388,7 +386,23 @@ impl<'a> Weights<'a> {
     }
 }
 
-fn parse_state(state: &[u8], optimizer: &[u8], table: &[ParamSpec]) -> Result<TrainState, String> {
+/// Every tensor of `table` (as `prefix + name`) from one safetensors file, checked for shape,
+/// converted to f32.
+pub(crate) fn read_table(file: &str, bytes: &[u8], table: &[ParamSpec], prefix: &str) -> Result<Vec<Vec<f32>>, String> {
+    Weights::parse([(file, bytes)])?.table(table, prefix)
+}
+
+/// `optimizer.safetensors` (the moments of `table`'s tensors) and `training_state.json`, in that
+/// order.
+pub(crate) fn state_files(table: &[ParamSpec], s: &TrainState) -> Vec<(&'static str, Vec<u8>)> {
+    let state = json!({"step": s.step, "rng_state": s.rng_state.to_string(), "train": s.train, "run": s.run});
+    vec![
+        (OPTIMIZER, tensors_to_bytes(table, &[("m.", &s.adam_m), ("v.", &s.adam_v)])),
+        (STATE, serde_json::to_vec_pretty(&state).expect("json")),
+    ]
+}
+
+pub(crate) fn parse_state(state: &[u8], optimizer: &[u8], table: &[ParamSpec]) -> Result<TrainState, String> {
     let v: Value = serde_json::from_slice(state).map_err(|e| format!("{STATE} is not valid JSON: {e}"))?;
     let bad = |what: &str| format!("{STATE} lacks a valid '{what}'");
     let train: TrainConfig = serde_json::from_value(v["train"].clone()).map_err(|_| bad("train"))?;

@@ -58,6 +58,9 @@ pub struct TrainConfig {
     pub eps: f32,
     pub grad_clip: f32,
     pub seed: u64,
+    /// Train low-rank adapters instead of the weights (fine-tuning); None trains every weight.
+    #[serde(default)]
+    pub lora: Option<crate::lora::LoraConfig>,
 }
 
 impl Default for TrainConfig {
@@ -74,6 +77,7 @@ impl Default for TrainConfig {
             eps: 1e-8,
             grad_clip: 1.0,
             seed: 1337,
+            lora: None,
         }
     }
 }
@@ -94,6 +98,9 @@ impl TrainConfig {
         }
         if self.batch_size == 0 || self.seq_len == 0 {
             return Err("batch and block must be at least 1".into());
+        }
+        if let Some(lora) = &self.lora {
+            lora.validate(model)?;
         }
         if self.seq_len > model.block_size {
             return Err(format!("block {} is longer than the model's {} positions", self.seq_len, model.block_size));
@@ -153,17 +160,26 @@ impl RunSettings {
     }
 }
 
+/// The page's Fine-tune tab scores a task three ways (zero-shot, few-shot, fine-tuned): the
+/// solved examples before each question of its few-shot column, and how many test examples it
+/// scores (the first N: an interval of about +-15 points, about a minute on a software adapter).
+pub const FEW_SHOTS: usize = 2;
+pub const TASK_TEST_EXAMPLES: usize = 40;
+
 /// The preset a software adapter (and the page) starts with.
 pub const DEFAULT_PRESET: &str = "tiny";
 
 /// Every default a front end shows, as one JSON object for the page: `train` (the recipe),
-/// `run` (the run settings), `sample` (the sampler's options) and `preset`.
+/// `run` (the run settings), `sample` (the sampler's options), `preset`, and `finetune` (its
+/// recipe and run settings, and the Fine-tune tab's shots and test examples).
 pub fn defaults_json() -> serde_json::Value {
     let s = crate::sample::SampleOptions::default();
     serde_json::json!({
         "train": TrainConfig::default(), "run": RunSettings::default(), "preset": DEFAULT_PRESET,
         "sample": {"temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p, "seed": s.seed,
                    "tokens": crate::sample::DEFAULT_SAMPLE_TOKENS},
+        "finetune": {"train": TrainConfig::finetune(), "run": RunSettings::finetune(),
+                     "shots": FEW_SHOTS, "test_examples": TASK_TEST_EXAMPLES},
     })
 }
 

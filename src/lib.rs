@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod data;
 pub mod gpt;
 pub mod gpu;
+pub mod lora;
 pub mod model;
 pub mod plan;
 pub mod sample;

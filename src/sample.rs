@@ -90,7 +90,7 @@ impl Generator {
             let acts = BlockActs { att: att[l].clone(), ..shared.clone() };
             let (cache_k, cache_v) = (&caches[l].0, &caches[l].1);
             let attention = Attention::Decode { cache_k, cache_v, cursor: &cursor, max_t: t };
-            block_forward(&mut r, &weights, l, &x, &acts, &proj, 1, &attention);
+            block_forward(&mut r, &weights, l, &x, &acts, &proj, 1, &attention, None);
         }
         let lnf = (&shared.ln1, &shared.ln1_mean, &shared.ln1_rstd);
         final_norm(&mut r, &weights, lnf, &x, 1);

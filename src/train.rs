@@ -9,6 +9,7 @@ use crate::cpu::Rng;
 use crate::data::{eval_batches, sample_batch, Dataset};
 use crate::gpt::{GpuGpt, GpuWeights};
 use crate::gpu::Gpu;
+use crate::lora::LoraRun;
 use crate::sample::Generator;
 use crate::task::TaskData;
 use std::rc::Rc;
@@ -126,7 +127,7 @@ impl Trainer {
         eval_count: usize,
     ) -> Result<Trainer, String> {
         let mut trainer = Trainer::new(gpu, cfg, state.train.clone(), data, params, eval_count)?;
-        let count = trainer.model.weights.table.len();
+        let count = trainer.model.trainable().table.len();
         if state.adam_m.len() != count || state.adam_v.len() != count {
             return Err("the optimizer state does not match the model".into());
         }
@@ -151,9 +152,37 @@ impl Trainer {
         Ok(Checkpoint { cfg: self.model.cfg, params, tokenizer_json, state: Some(state) })
     }
 
+    /// A LoRA run's state: the adapters (PEFT's files), their moments and the run's position;
+    /// `base` names the frozen base model. Sync point.
+    pub async fn lora_checkpoint(
+        &self,
+        gpu: &Gpu,
+        tokenizer_json: String,
+        run: serde_json::Value,
+        base: String,
+    ) -> Result<LoraRun, String> {
+        let lora = self.train.lora.ok_or("this run trains no adapters")?;
+        let adapters = self.model.read_adapters(gpu).await?.ok_or("this run trains no adapters")?;
+        let (adam_m, adam_v) = self.model.read_adam_state(gpu).await?;
+        let state =
+            TrainState { train: self.train.clone(), step: self.step, rng_state: self.rng.state(), adam_m, adam_v, run };
+        Ok(LoraRun { cfg: self.model.cfg, lora, adapters, tokenizer_json, base, state: Some(state) })
+    }
+
     /// A generator that reads this model's live parameters.
     pub fn generator(&self, gpu: &Gpu) -> Generator {
         Generator::new(gpu, self.model.weights.clone())
+    }
+
+    /// The weights as the model computes with them now: the live ones, or with LoRA a copy with
+    /// the adapters merged in (for samples and scores during a LoRA run). Sync point with LoRA.
+    pub async fn current_weights(&self, gpu: &Gpu) -> Result<Rc<GpuWeights>, String> {
+        let (Some(lora), Some(adapters)) = (self.train.lora, self.model.read_adapters(gpu).await?) else {
+            return Ok(self.model.weights.clone());
+        };
+        let base = self.model.read_params(gpu).await?;
+        let merged = crate::lora::merge(&self.model.cfg, &lora, &base, &adapters);
+        Ok(Rc::new(GpuWeights::upload(gpu, self.model.cfg, self.model.weights.layout, &merged)?))
     }
 }
 

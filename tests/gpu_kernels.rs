@@ -152,6 +152,15 @@ fn matmul_forward_and_backward() {
             MatmulParams { m: u(n), n: u(oc), k: u(c), ..Default::default() },
         );
         assert_close("matmul forward", &g.read(&out_g), &out, RTOL, ATOL);
+        // Scaled (LoRA's alpha / rank) and added into what is there: out + 0.375 * (inp @ w) + bias.
+        let scaled =
+            MatmulParams { m: u(n), n: u(oc), k: u(c), accumulate: 1, scaled: 1, scale: 0.375, ..Default::default() };
+        let (base, mut plain) = (random(n * oc, 18, 1.0), vec![0.0; n * oc]);
+        cpu::matmul_forward(&mut plain, &inp, &w, None, n, c, oc);
+        let want: Vec<f32> = (0..n * oc).map(|i| base[i] + 0.375 * plain[i] + bias[i % oc]).collect();
+        let acc_g = g.f(&base);
+        g.matmul(&acc_g, &inp_g, &w_g, Some(&bias_g), scaled);
+        assert_close("matmul scaled, accumulated", &g.read(&acc_g), &want, RTOL, ATOL);
         // One row through the matrix-vector kernel (decoding), written at an offset.
         let row_g = g.f(&vec![0.0; oc + 3]);
         let p = MatvecParams { n: u(oc), k: u(c), has_bias: 1, out_offset: 3, ..Default::default() };

@@ -51,6 +51,7 @@ impl Fixture {
             eps: f(&a["eps"]),
             grad_clip: f(&a["grad_clip"]),
             seed: 0,
+            lora: None,
         };
         let bytes = std::fs::read(format!("{dir}parity_tiny.safetensors")).unwrap();
         Fixture { cfg, b, t, train, bytes }

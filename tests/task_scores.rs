@@ -4,7 +4,6 @@
 //! (tests/fixtures/gpt2_tiny_choices.json, made by scripts/make_choices_fixture.py).
 
 mod common;
-use kiln::checkpoint::Checkpoint;
 use kiln::gpt::{GpuWeights, Layout, IGNORE};
 use kiln::task::{self, parse_examples, row_from_tokens, split_validation, Example};
 use kiln::task_eval::{evaluate_task, EvalOptions};
@@ -78,30 +77,12 @@ fn intervals_and_overlap() {
     assert_eq!(task::token_f1("", "x"), 0.0);
 }
 
-fn gpt2_tiny() -> Checkpoint {
-    let dir = format!("{ROOT}/.tools/gpt2-tokenizer");
-    let mut names = Vec::new();
-    let mut files = std::collections::HashMap::new();
-    for (name, path) in [
-        ("config.json", format!("{ROOT}/tests/fixtures/gpt2_tiny/config.json")),
-        ("model.safetensors", format!("{ROOT}/tests/fixtures/gpt2_tiny/model.safetensors")),
-        ("vocab.json", format!("{dir}/vocab.json")),
-        ("merges.txt", format!("{dir}/merges.txt")),
-    ] {
-        let bytes = std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("cannot read {path}: {e} (run `bash scripts/gpt2-tokenizer.sh`)"));
-        files.insert(name.to_string(), bytes);
-        names.push(name.to_string());
-    }
-    Checkpoint::from_folder("gpt2_tiny", &names, |n| files.get(n).cloned()).unwrap()
-}
-
 #[test]
 fn choice_logprobs_match_transformers() {
     let fixture: Value =
         serde_json::from_slice(&std::fs::read(format!("{ROOT}/tests/fixtures/gpt2_tiny_choices.json")).unwrap())
             .unwrap();
-    let ckpt = gpt2_tiny();
+    let ckpt = common::gpt2_tiny();
     let tok = Tokenizer::from_json(ckpt.tokenizer_json.as_bytes()).unwrap();
     let mut examples = Vec::new();
     let mut want = Vec::new();

@@ -21,6 +21,8 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Fine-tune a checkpoint on a task file (prompt/completion JSON lines), fully or with LoRA
     Finetune(Box<FinetuneArgs>),
+    /// Merge LoRA adapters into their base model's weights: a plain GPT-2 checkpoint
+    Merge(MergeArgs),
     /// Generate text from a checkpoint, streaming tokens as they come
     Sample(SampleArgs),
     /// Score a checkpoint: loss and perplexity over a text (--data), or a task zero- or few-shot (--task)
@@ -168,11 +170,30 @@ pub struct FinetuneArgs {
     pub out: Option<PathBuf>,
     #[arg(long)]
     pub stop_after: Option<usize>,
+    /// Train LoRA adapters of this rank on every projection instead of all the weights (frozen)
+    #[arg(long)]
+    pub lora: Option<usize>,
+    /// LoRA's alpha: the adapters' product is scaled by alpha / rank (default: 2 x rank)
+    #[arg(long, requires = "lora")]
+    pub lora_alpha: Option<f32>,
     /// Continue the fine-tuning run in this folder
-    #[arg(long, conflicts_with_all = ["checkpoint", "task", "val"])]
+    #[arg(long, conflicts_with_all = ["checkpoint", "task", "val", "lora"])]
     pub resume: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct MergeArgs {
+    /// A LoRA run folder (its base is the one it names), or with --adapter the base model
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// A folder of PEFT adapters (adapter_model.safetensors + adapter_config.json) for --checkpoint
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Where the merged checkpoint goes (a new or empty folder)
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Clone)]

@@ -5,12 +5,14 @@
 //! context) is checked before the run folder is created, so a bad input writes nothing.
 
 use crate::args::FinetuneArgs;
+use crate::args::MergeArgs;
 use crate::checkpoint_io;
 use crate::input::{read_task, run_folder_name};
 use crate::report::Reporter;
 use crate::train_cmd::{resume, train_loop, History, Settings};
 use kiln::config::{ModelConfig, RunSettings, TrainConfig};
 use kiln::gpu::Gpu;
+use kiln::lora::LoraConfig;
 use kiln::task::{split_validation, TaskData};
 use kiln::tokenizer::Tokenizer;
 use kiln::train::{TrainData, Trainer};
@@ -38,17 +40,22 @@ pub fn run(a: FinetuneArgs) -> Result<(), String> {
         weight_decay: a.weight_decay,
         grad_clip: a.grad_clip,
         seed: a.seed,
+        lora: a.lora.map(|rank| LoraConfig { rank, alpha: a.lora_alpha.unwrap_or(LoraConfig::default_alpha(rank)) }),
         ..TrainConfig::finetune()
     };
     train.validate(&ckpt.cfg)?;
     let truncated = data.truncated();
     let sample_prompt = first_val_prompt(task, a.val.as_deref(), a.seed)?;
     let settings = Settings {
+        base: Some(std::fs::canonicalize(dir).unwrap_or(dir.clone())),
         data: None,
         task: Some(std::fs::canonicalize(task).unwrap_or(task.clone())),
         val: a.val.as_ref().map(|p| std::fs::canonicalize(p).unwrap_or(p.clone())),
         sample_prompt: Some(sample_prompt),
-        preset: format!("finetune of {}", dir.display()),
+        preset: match a.lora {
+            Some(r) => format!("LoRA rank {r} on {}", dir.display()),
+            None => format!("finetune of {}", dir.display()),
+        },
         tokenizer: "from --checkpoint".into(),
         val_fraction: RunSettings::finetune().val_fraction,
         eval_every: a.eval_every,
@@ -109,4 +116,24 @@ fn first_val_prompt(task: &Path, val: Option<&Path>, seed: u64) -> Result<String
         None => split_validation(read_task(task)?, seed).1,
     };
     Ok(examples.first().map(|e| e.prompt.clone()).unwrap_or_default())
+}
+
+/// `kiln merge`: the adapters folded into their base's weights, written as a plain checkpoint.
+pub fn merge(a: MergeArgs) -> Result<(), String> {
+    let ckpt = match &a.adapter {
+        Some(adapter) => checkpoint_io::load_merged(&a.checkpoint, adapter)?,
+        None if checkpoint_io::is_adapter_folder(&a.checkpoint) => checkpoint_io::load(&a.checkpoint)?,
+        None => {
+            return Err(format!(
+                "{} holds no adapters: give a LoRA run folder, or the base with --adapter DIR",
+                a.checkpoint.display()
+            ))
+        }
+    };
+    if a.out.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+        return Err(format!("{} is not empty: give a new folder for the merged checkpoint", a.out.display()));
+    }
+    checkpoint_io::save(&a.out, &kiln::checkpoint::Checkpoint { state: None, ..ckpt })?;
+    eprintln!("merged checkpoint written to {}", a.out.display());
+    Ok(())
 }

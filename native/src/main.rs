@@ -35,6 +35,7 @@ fn main() {
     let result = match cli.command {
         args::Command::Train(a) => train_cmd::run(*a),
         args::Command::Finetune(a) => finetune_cmd::run(*a),
+        args::Command::Merge(a) => finetune_cmd::merge(a),
         args::Command::Sample(a) => sample_cmd::run(a),
         args::Command::Eval(a) => eval_cmd::run(a),
         args::Command::Bench(a) => bench_cmd::run(a),

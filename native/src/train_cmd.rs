@@ -18,6 +18,8 @@ use std::time::Instant;
 
 /// Front-end settings of a run, saved in its checkpoint so `--resume` continues alike.
 pub struct Settings {
+    /// Fine-tuning: the checkpoint it started from (a LoRA run's frozen base).
+    pub base: Option<PathBuf>,
     pub data: Option<PathBuf>,
     /// Fine-tuning: the task file and the validation file (None: a seeded tenth of the task).
     pub task: Option<PathBuf>,
@@ -37,7 +39,7 @@ pub struct Settings {
 impl Settings {
     fn to_json(&self) -> Value {
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-        json!({"data": path(&self.data), "task": path(&self.task), "val": path(&self.val),
+        json!({"base": path(&self.base), "data": path(&self.data), "task": path(&self.task), "val": path(&self.val),
                "sample_prompt": self.sample_prompt, "preset": self.preset,
                "tokenizer": self.tokenizer, "val_fraction": self.val_fraction, "eval_every": self.eval_every,
                "eval_batches": self.eval_batches, "log_every": self.log_every, "sample_every": self.sample_every,
@@ -48,6 +50,7 @@ impl Settings {
         let bad = || "the run's training_state.json has no valid 'run' settings".to_string();
         let n = |k: &str| v[k].as_u64().map(|x| x as usize).ok_or_else(bad);
         Ok(Settings {
+            base: v["base"].as_str().map(PathBuf::from),
             data: v["data"].as_str().map(PathBuf::from),
             task: v["task"].as_str().map(PathBuf::from),
             val: v["val"].as_str().map(PathBuf::from),
@@ -118,6 +121,7 @@ fn fresh(a: TrainArgs) -> Result<(), String> {
     }
     let data = Dataset::new(tokens, a.val_fraction, train.seq_len)?;
     let settings = Settings {
+        base: None,
         data: a.data.as_ref().map(|p| std::fs::canonicalize(p).unwrap_or(p.clone())),
         task: None,
         val: None,
@@ -149,7 +153,17 @@ fn fresh(a: TrainArgs) -> Result<(), String> {
 
 /// Continues the run in `dir`, pre-training or fine-tuning alike.
 pub fn resume(dir: &Path, json: bool, stop_after: Option<usize>) -> Result<(), String> {
-    let ckpt = checkpoint_io::load(dir)?;
+    // A LoRA run keeps its adapters and their state; the frozen weights are its base's.
+    let (ckpt, adapters) = if checkpoint_io::is_adapter_folder(dir) {
+        let run = checkpoint_io::load_lora_run(dir)?;
+        let state =
+            run.state.ok_or_else(|| format!("{} holds adapters but no training state to resume", dir.display()))?;
+        let base = Settings::from_json(&state.run)?.base.ok_or("the run's settings name no base model")?;
+        let base = checkpoint_io::load(&base)?;
+        (Checkpoint { state: Some(state), tokenizer_json: run.tokenizer_json, ..base }, Some(run.adapters))
+    } else {
+        (checkpoint_io::load(dir)?, None)
+    };
     let Checkpoint { cfg, params, tokenizer_json, state } = ckpt;
     let state = state.ok_or_else(|| format!("{} holds a model but no training state to resume", dir.display()))?;
     let settings = Settings::from_json(&state.run)?;
@@ -167,6 +181,9 @@ pub fn resume(dir: &Path, json: bool, stop_after: Option<usize>) -> Result<(), S
     };
     let gpu = pollster::block_on(Gpu::new())?;
     let trainer = Trainer::resume(&gpu, cfg, &state, data, &params, settings.eval_batches)?;
+    if let Some(adapters) = adapters {
+        trainer.model.write_adapters(&gpu, &adapters)?;
+    }
     // Keep the metrics up to the checkpoint; anything logged after it is about to be redone.
     let path = dir.join("metrics.jsonl");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
@@ -230,25 +247,49 @@ pub fn train_loop(
     let n_params = kiln::model::num_params(&cfg);
     let (train_tokens, val_tokens) = trainer.data.token_counts();
     let what = if s.task.is_some() { "fine-tuning" } else { "training" };
+    // What trains, and the GPU memory the run holds: weights, the gradients and AdamW moments
+    // of what trains (all weights, or only LoRA's adapters), activations.
+    let trainable: usize = trainer.model.trainable().table.iter().map(|p| p.numel()).sum();
+    let plan = kiln::plan::MemoryPlan::new(
+        &cfg,
+        train.batch_size,
+        train.seq_len,
+        kiln::gpt::Mode::Train,
+        &trainer.model.weights.layout,
+    );
+    // LoRA: the adapters, their gradients and two moments (4 words each), and the (N, R) products
+    // every adapter keeps for its backward pass, plus one scratch of that size.
+    let optimizer_bytes = match train.lora {
+        Some(l) => (16 * trainable + 4 * (4 * cfg.n_layer + 1) * train.batch_size * train.seq_len * l.rank) as u64,
+        None => plan.optimizer_bytes,
+    };
+    let memory = plan.weight_bytes + optimizer_bytes + plan.activation_bytes;
     let software = if gpu.is_software() { " (a software adapter: expect it to be slow)" } else { "" };
     report.event(
         json!({"event": "start", "params": n_params, "vocab": cfg.vocab_size, "tokens": train_tokens + val_tokens,
                "train_tokens": train_tokens, "val_tokens": val_tokens, "task": s.task.is_some(),
+               "trainable": trainable, "memory_mib": kiln::plan::mib(memory), "lora": train.lora,
                "adapter": gpu.to_string(), "software": gpu.is_software(), "preset": s.preset,
                "layers": cfg.n_layer, "heads": cfg.n_head, "embd": cfg.n_embd, "block": train.seq_len,
                "batch": train.batch_size, "steps": train.steps, "lr": train.lr, "corpus": source,
                "out": out.display().to_string()}),
         &format!(
-            "{what} {:.2}M parameters ({} layers, {} heads, {} channels, block {}, batch {}, {}) on {} ({} tokens, vocabulary {})\nadapter: {gpu}{software}\nrun folder: {}",
-            n_params as f64 / 1e6, cfg.n_layer, cfg.n_head, cfg.n_embd, train.seq_len, train.batch_size,
+            "{what} {:.2}M parameters, {:.3}M of them trained, {} MiB of GPU memory ({} layers, {} heads, {} channels, block {}, batch {}, {}) on {} ({} tokens, vocabulary {})\nadapter: {gpu}{software}\nrun folder: {}",
+            n_params as f64 / 1e6, trainable as f64 / 1e6, kiln::plan::mib(memory), cfg.n_layer, cfg.n_head, cfg.n_embd, train.seq_len, train.batch_size,
             if s.preset.starts_with("init from") { s.preset.clone() } else { format!("preset {}", s.preset) },
             source, train_tokens + val_tokens, cfg.vocab_size, out.display()
         ),
     );
     let mut generator = trainer.generator(gpu);
     let checkpoint = |trainer: &Trainer, report: &mut Reporter| -> Result<(), String> {
-        let ckpt = pollster::block_on(trainer.checkpoint(gpu, tokenizer.to_json(), s.to_json()))?;
-        checkpoint_io::save(out, &ckpt)?;
+        if trainer.train.lora.is_some() {
+            let base = s.base.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+            let run = pollster::block_on(trainer.lora_checkpoint(gpu, tokenizer.to_json(), s.to_json(), base))?;
+            checkpoint_io::save_files(out, run.to_files())?;
+        } else {
+            let ckpt = pollster::block_on(trainer.checkpoint(gpu, tokenizer.to_json(), s.to_json()))?;
+            checkpoint_io::save(out, &ckpt)?;
+        }
         report.event(json!({"event": "checkpoint", "step": trainer.step, "path": out.display().to_string()}), "");
         Ok(())
     };
@@ -299,6 +340,10 @@ pub fn train_loop(
             }
         }
         if at(s.sample_every) || last_step {
+            if trainer.train.lora.is_some() {
+                // The adapters merged into a copy of the weights: what the run has learnt so far.
+                generator = kiln::sample::Generator::new(gpu, pollster::block_on(trainer.current_weights(gpu))?);
+            }
             let text = sample(gpu, &mut generator, tokenizer, s.sample_prompt.as_deref(), step as u64)?;
             report.event(
                 json!({"event": "sample", "step": step, "text": text}),

@@ -12,11 +12,23 @@ use crate::gpu::{Gpu, GpuTensor, Grid, Kernel, Program};
 use crate::model::{block_params, ln_f, WPE, WTE};
 
 impl GpuGpt {
+    /// `grads` are those of what trains: the weights', or with LoRA the adapters' (the weights
+    /// are then frozen and no gradient of theirs is computed, only the input gradients that flow
+    /// through them).
     pub(super) fn record_backward(&self, gpu: &Gpu, grads: &GpuWeights) -> Program {
         let (cfg, s, w) = (&self.cfg, &self.acts.s, &*self.weights);
         let d = self.acts.scratch.as_ref().expect("training buffers");
         let (b, t, c, nh, n) = (self.b, self.t, cfg.n_embd, cfg.n_head, self.rows());
-        let g = |i: usize| &grads.tensors[i].whole().buffer;
+        let base = if self.lora.is_some() { None } else { Some(grads) };
+        let g = |i: usize| base.map(|g| &g.tensors[i].whole().buffer);
+        // A projection's backward, then its adapter's: dx, dout, x, the weight's table index.
+        let linear = |r: &mut Rec, (dx, dout, x): (&GpuTensor, &GpuTensor, &GpuTensor), wi: usize, ic, oc| {
+            let dparams = g(wi).zip(g(wi + 1));
+            linear_backward(r, dx, dparams, dout, x, w.buf(wi), n, ic, oc);
+            if let Some((l, i)) = self.lora.as_ref().and_then(|l| Some((l, l.target(wi)?))) {
+                l.backward(r, grads, i, (dx, dout), x, n);
+            }
+        };
         let mut r = self.rec(gpu);
         r.prog.clear_first(&d.dresidual.buffer);
         // LM head and loss, one vocabulary chunk at a time, last first: the forward pass left the
@@ -41,7 +53,8 @@ impl GpuGpt {
                 ..Default::default()
             };
             r.matmul(p, &d.dln.buffer, &s.logits.buffer, &wte.buffer, None);
-            let dwte = &grads.tensors[WTE].parts[chunk.part].0;
+            let Some(base) = base else { continue };
+            let dwte = &base.tensors[WTE].parts[chunk.part].0;
             let p = MatmulParams {
                 m: u(chunk.width),
                 n: u(c),
@@ -54,21 +67,12 @@ impl GpuGpt {
         }
         let f = ln_f(cfg);
         let last = &self.acts.blocks[cfg.n_layer - 1].residual3;
-        self.layernorm_backward(&mut r, grads, f, last, &s.lnf_mean, &s.lnf_rstd);
+        self.layernorm_backward(&mut r, base, f, last, &s.lnf_mean, &s.lnf_rstd);
         for l in (0..cfg.n_layer).rev() {
             let (a, p) = (&self.acts.blocks[l], block_params(l));
             let res_in = if l == 0 { &s.encoded } else { &self.acts.blocks[l - 1].residual3 };
             // MLP projection: out = fch_gelu @ W + b.
-            linear_backward(
-                &mut r,
-                (&d.dfch_gelu, g(p.mlp_proj_w), g(p.mlp_proj_b)),
-                &d.dresidual,
-                &a.fch_gelu,
-                w.buf(p.mlp_proj_w),
-                n,
-                4 * c,
-                c,
-            );
+            linear(&mut r, (&d.dfch_gelu, &d.dresidual, &a.fch_gelu), p.mlp_proj_w, 4 * c, c);
             let count = n * 4 * c;
             r.push(
                 Kernel::GeluBackward,
@@ -77,19 +81,10 @@ impl GpuGpt {
                 Grid::Threads(count),
             );
             // MLP expansion: fch = ln2 @ W + b.
-            linear_backward(&mut r, (&d.dln, g(p.c_fc_w), g(p.c_fc_b)), &d.dfch, &a.ln2, w.buf(p.c_fc_w), n, c, 4 * c);
-            self.layernorm_backward(&mut r, grads, p.ln_2_w, &a.residual2, &a.ln2_mean, &a.ln2_rstd);
+            linear(&mut r, (&d.dln, &d.dfch, &a.ln2), p.c_fc_w, c, 4 * c);
+            self.layernorm_backward(&mut r, base, p.ln_2_w, &a.residual2, &a.ln2_mean, &a.ln2_rstd);
             // Attention projection: out = atty @ W + b.
-            linear_backward(
-                &mut r,
-                (&d.datty, g(p.attn_proj_w), g(p.attn_proj_b)),
-                &d.dresidual,
-                &a.atty,
-                w.buf(p.attn_proj_w),
-                n,
-                c,
-                c,
-            );
+            linear(&mut r, (&d.datty, &d.dresidual, &a.atty), p.attn_proj_w, c, c);
             let dims = AttentionParams { b: u(b), t: u(t), c: u(c), nh: u(nh) };
             let rows = Grid::Threads(b * nh * t);
             r.push(
@@ -105,21 +100,19 @@ impl GpuGpt {
                 rows,
             );
             // Fused q,k,v projection: qkv = ln1 @ W + b.
-            linear_backward(
-                &mut r,
-                (&d.dln, g(p.c_attn_w), g(p.c_attn_b)),
-                &d.dqkv,
-                &a.ln1,
-                w.buf(p.c_attn_w),
-                n,
-                c,
-                3 * c,
-            );
-            self.layernorm_backward(&mut r, grads, p.ln_1_w, res_in, &a.ln1_mean, &a.ln1_rstd);
+            linear(&mut r, (&d.dln, &d.dqkv, &a.ln1), p.c_attn_w, c, 3 * c);
+            self.layernorm_backward(&mut r, base, p.ln_1_w, res_in, &a.ln1_mean, &a.ln1_rstd);
         }
+        // The embeddings: nothing below them, so nothing to do when they are frozen.
+        let Some(base) = base else { return r.prog };
         let params = EncoderBackwardWpeParams { b: u(b), t: u(t), c: u(c) };
-        r.push(Kernel::EncoderBackwardWpe, params, &[g(WPE), &d.dresidual.buffer], Grid::Threads(t * c));
-        for (dwte, row0, rows) in &grads.tensors[WTE].parts {
+        r.push(
+            Kernel::EncoderBackwardWpe,
+            params,
+            &[&base.tensors[WPE].whole().buffer, &d.dresidual.buffer],
+            Grid::Threads(t * c),
+        );
+        for (dwte, row0, rows) in &base.tensors[WTE].parts {
             let params = EncoderBackwardWteParams { n: u(n), c: u(c), row0: u(*row0), rows: u(*rows) };
             r.push(
                 Kernel::EncoderBackwardWte,
@@ -132,11 +125,12 @@ impl GpuGpt {
     }
 
     /// Backward of a LayerNorm whose upstream gradient is in `dln`: adds into the residual
-    /// gradient and writes the gradients of its weight (table entry `w`) and bias (`w + 1`).
+    /// gradient and, unless the weights are frozen (`grads` None), writes the gradients of its
+    /// weight (table entry `w`) and bias (`w + 1`).
     fn layernorm_backward(
         &self,
         r: &mut Rec,
-        grads: &GpuWeights,
+        grads: Option<&GpuWeights>,
         w: usize,
         inp: &GpuTensor,
         mean: &GpuTensor,
@@ -147,6 +141,7 @@ impl GpuGpt {
         let params = RowsParams { n: u(n), c: u(c) };
         let bufs = [&d.dresidual.buffer, &d.dln.buffer, &inp.buffer, self.weights.buf(w), &mean.buffer, &rstd.buffer];
         r.push(Kernel::LayernormBackwardDinp, params, &bufs, Grid::Groups(n));
+        let Some(grads) = grads else { return };
         let (dw, db) = (&grads.tensors[w].whole().buffer, &grads.tensors[w + 1].whole().buffer);
         let bufs = [dw, db, &d.dln.buffer, &inp.buffer, &mean.buffer, &rstd.buffer];
         r.push(Kernel::LayernormBackwardDparams, params, &bufs, Grid::Threads(c));
@@ -154,11 +149,13 @@ impl GpuGpt {
 }
 
 /// Backward of out (N, OC) = inp (N, IC) @ weight (IC, OC) + bias, given dout:
-/// dinp = dout @ weight^T, dweight = inp^T @ dout, dbias = column sums of dout (all written).
+/// dinp = dout @ weight^T, and unless frozen (`dparams` None) dweight = inp^T @ dout and
+/// dbias = column sums of dout (all written).
 #[allow(clippy::too_many_arguments)]
 fn linear_backward(
     r: &mut Rec,
-    (dinp, dweight, dbias): (&GpuTensor, &wgpu::Buffer, &wgpu::Buffer),
+    dinp: &GpuTensor,
+    dparams: Option<(&wgpu::Buffer, &wgpu::Buffer)>,
     dout: &GpuTensor,
     inp: &GpuTensor,
     weight: &wgpu::Buffer,
@@ -168,6 +165,7 @@ fn linear_backward(
 ) {
     let p = MatmulParams { m: u(n), n: u(ic), k: u(oc), trans_b: 1, ..Default::default() };
     r.matmul(p, &dinp.buffer, &dout.buffer, weight, None);
+    let Some((dweight, dbias)) = dparams else { return };
     let p = MatmulParams { m: u(ic), n: u(oc), k: u(n), trans_a: 1, ..Default::default() };
     r.matmul(p, dweight, &inp.buffer, &dout.buffer, None);
     r.push(

@@ -4,7 +4,7 @@
 //!
 //! Legend: N rows (B*T when training, 1 when decoding), C channels, NH heads, V vocabulary.
 
-use super::{BlockActs, GpuWeights, VocabChunk};
+use super::{BlockActs, GpuLora, GpuWeights, VocabChunk};
 use crate::gpu::params::*;
 use crate::gpu::{Gpu, GpuTensor, Grid, Kernel, Kernels, Program};
 use crate::model::{block_params, ln_f, WPE, WTE};
@@ -110,12 +110,20 @@ pub(crate) fn block_forward(
     proj: &GpuTensor,
     n: usize,
     attention: &Attention,
+    lora: Option<&GpuLora>,
 ) {
     let c = w.cfg.n_embd;
     let nh = w.cfg.n_head;
     let p = block_params(layer);
+    // A projection, and its adapter's share when the model trains LoRA adapters.
+    let linear = |r: &mut Rec, out: &GpuTensor, inp: &GpuTensor, weight: usize, dims: [usize; 3]| {
+        r.linear(out, inp, w, weight, dims);
+        if let Some((l, i)) = lora.and_then(|l| Some((l, l.target(weight)?))) {
+            l.forward(r, i, out, inp, n);
+        }
+    };
     r.layernorm((&a.ln1, &a.ln1_mean, &a.ln1_rstd), input, w.buf(p.ln_1_w), w.buf(p.ln_1_b), n, c);
-    r.linear(&a.qkv, &a.ln1, w, p.c_attn_w, [n, c, 3 * c]);
+    linear(r, &a.qkv, &a.ln1, p.c_attn_w, [n, c, 3 * c]);
     match attention {
         Attention::Full { b, t } => {
             let params = AttentionParams { b: u(*b), t: u(*t), c: u(c), nh: u(nh) };
@@ -134,10 +142,10 @@ pub(crate) fn block_forward(
             r.push(Kernel::AttentionDecode, params, &bufs, Grid::Threads(nh));
         }
     }
-    r.linear(proj, &a.atty, w, p.attn_proj_w, [n, c, c]);
+    linear(r, proj, &a.atty, p.attn_proj_w, [n, c, c]);
     r.residual(&a.residual2, input, proj, n * c);
     r.layernorm((&a.ln2, &a.ln2_mean, &a.ln2_rstd), &a.residual2, w.buf(p.ln_2_w), w.buf(p.ln_2_b), n, c);
-    r.linear(&a.fch, &a.ln2, w, p.c_fc_w, [n, c, 4 * c]);
+    linear(r, &a.fch, &a.ln2, p.c_fc_w, [n, c, 4 * c]);
     let count = n * 4 * c;
     r.push(
         Kernel::GeluForward,
@@ -145,7 +153,7 @@ pub(crate) fn block_forward(
         &[&a.fch_gelu.buffer, &a.fch.buffer],
         Grid::Threads(count),
     );
-    r.linear(proj, &a.fch_gelu, w, p.mlp_proj_w, [n, 4 * c, c]);
+    linear(r, proj, &a.fch_gelu, p.mlp_proj_w, [n, 4 * c, c]);
     r.residual(&a.residual3, &a.residual2, proj, n * c);
 }
 

@@ -13,11 +13,13 @@ use crate::gpu::params::*;
 use crate::gpu::{Gpu, GpuTensor, Grid, Kernel, Kernels, Program};
 use std::rc::Rc;
 
+mod adapters;
 mod backward;
 mod forward;
 mod layout;
 mod weights;
 
+pub use adapters::GpuLora;
 pub(crate) use forward::{block_forward, embed, final_norm, Attention, Rec};
 pub use layout::{Layout, VocabChunk};
 pub use weights::{GpuWeights, Split};
@@ -128,7 +130,7 @@ pub(crate) fn describe_acts<T: Clone>(
         dpreatt: alloc("dpreatt", b * nh * t * t),
         dfch_gelu: alloc("dfch_gelu", n * 4 * c),
         dfch: alloc("dfch", n * 4 * c),
-        partials: alloc("grad_norm_partials", grad_norm_slots(cfg, layout).iter().map(|(_, g)| *g as usize).sum()),
+        partials: alloc("grad_norm_partials", grad_norm_partials(cfg, layout)),
         norm: alloc("grad_norm", 2),
     });
     Acts { blocks, s, scratch }
@@ -153,7 +155,8 @@ fn block_acts<T>(alloc: &mut impl FnMut(&str, usize) -> T, cfg: &ModelConfig, b:
     }
 }
 
-/// Gradients and AdamW moments, training only.
+/// Gradients and AdamW moments of what trains (every weight, or only the LoRA adapters),
+/// training only.
 pub(crate) struct TrainBufs {
     pub grads: GpuWeights,
     pub m: GpuWeights,
@@ -174,6 +177,8 @@ pub struct GpuGpt {
     acts: Acts<GpuTensor>,
     chunks: Vec<VocabChunk>,
     train: Option<TrainBufs>,
+    /// LoRA adapters, when they are what trains (the weights are then frozen).
+    pub lora: Option<GpuLora>,
     forward: Program,
     loss: Program,
     eval: Program,
@@ -249,17 +254,24 @@ impl GpuGpt {
             acts,
             chunks: layout.vocab_chunks(cfg.vocab_size, cfg.n_embd, b * t),
             train: None,
+            lora: None,
             forward: Program::default(),
             loss: Program::default(),
             eval: Program::default(),
             loss_staging,
             traffic: std::cell::Cell::new((0, 0)),
         };
+        if let Some(lora) = train.and_then(|t| t.lora.map(|l| (l, t.seed))) {
+            let (l, seed) = lora;
+            let init = crate::lora::init_adapters(&cfg, &l, seed);
+            model.lora = Some(GpuLora::new(gpu, cfg, layout, l, &init, b * t)?);
+        }
         model.forward = model.record_forward(gpu);
         model.loss = model.record_loss(gpu, false);
         model.eval = model.record_loss(gpu, true);
         if let Some(train) = train {
-            let zeros = |prefix| GpuWeights::zeros(gpu, cfg, layout, prefix);
+            let table = model.trainable().table.clone();
+            let zeros = |prefix| GpuWeights::zeros_table(gpu, cfg, table.clone(), layout, prefix);
             let (grads, m, v) = (zeros("d"), zeros("m."), zeros("v."));
             let step_uniform = crate::gpu::uniform(gpu, "adamw step", &[0; 4]);
             let backward = model.record_backward(gpu, &grads);
@@ -272,6 +284,29 @@ impl GpuGpt {
     /// Number of positions in one batch.
     pub fn rows(&self) -> usize {
         self.b * self.t
+    }
+
+    /// What the optimiser updates: the adapters when training LoRA, else the weights.
+    pub fn trainable(&self) -> &GpuWeights {
+        self.lora.as_ref().map_or(&*self.weights, |l| &l.weights)
+    }
+
+    /// The adapters' tensors, read back (None without LoRA). Sync point.
+    pub async fn read_adapters(&self, gpu: &Gpu) -> Result<Option<Vec<Vec<f32>>>, String> {
+        match &self.lora {
+            Some(l) => Ok(Some(l.weights.read(gpu).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Replaces the adapters' values (resuming a LoRA run, or tests).
+    pub fn write_adapters(&self, gpu: &Gpu, adapters: &[Vec<f32>]) -> Result<(), String> {
+        let l = self.lora.as_ref().ok_or("this model trains no adapters")?;
+        if adapters.len() != l.weights.tensors.len() {
+            return Err("the adapters do not match the model".into());
+        }
+        l.weights.write(gpu, adapters);
+        Ok(())
     }
 
     fn trainer(&self) -> Result<&TrainBufs, String> {
@@ -426,7 +461,7 @@ impl GpuGpt {
         let attention = Attention::Full { b: self.b, t: self.t };
         for (l, a) in self.acts.blocks.iter().enumerate() {
             let input = if l == 0 { &s.encoded } else { &self.acts.blocks[l - 1].residual3 };
-            block_forward(&mut r, w, l, input, a, &s.proj, n, &attention);
+            block_forward(&mut r, w, l, input, a, &s.proj, n, &attention, self.lora.as_ref());
         }
         let last = &self.acts.blocks[self.cfg.n_layer - 1].residual3;
         final_norm(&mut r, w, (&s.lnf, &s.lnf_mean, &s.lnf_rstd), last, n);
@@ -460,7 +495,8 @@ impl GpuGpt {
     ) -> Program {
         let scratch = self.acts.scratch.as_ref().expect("training buffers");
         let mut r = self.rec(gpu);
-        let slots = grad_norm_slots(&self.cfg, &self.weights.layout);
+        let params_w = self.trainable();
+        let slots = grad_norm_slots(&params_w.table, &self.weights.layout);
         let parts = grads.tensors.iter().flat_map(|g| g.parts.iter());
         for ((g, _, _), (slot, groups)) in parts.zip(&slots) {
             let params = GradNormPartialParams { numel: u(g.len), slot: *slot };
@@ -478,9 +514,9 @@ impl GpuGpt {
             &[&scratch.norm.buffer, &scratch.partials.buffer],
             Grid::Tiles([1, 1, 1]),
         );
-        for (i, spec) in self.weights.table.iter().enumerate() {
+        for (i, spec) in params_w.table.iter().enumerate() {
             let wd = if spec.decays() { train.weight_decay } else { 0.0 };
-            let tensors = [&self.weights.tensors[i], &grads.tensors[i], &m.tensors[i], &v.tensors[i]];
+            let tensors = [&params_w.tensors[i], &grads.tensors[i], &m.tensors[i], &v.tensors[i]];
             for j in 0..tensors[0].parts.len() {
                 let [p, g, mm, vv] = tensors.map(|t| &t.parts[j].0);
                 let params = AdamwParams {
@@ -498,12 +534,12 @@ impl GpuGpt {
     }
 }
 
-/// For each buffer of each gradient, in table order: its first slot in the partials buffer and
-/// its workgroup count.
-fn grad_norm_slots(cfg: &ModelConfig, layout: &Layout) -> Vec<(u32, u32)> {
+/// For each buffer of each gradient of `table`, in order: its first slot in the partials buffer
+/// and its workgroup count.
+fn grad_norm_slots(table: &[crate::model::ParamSpec], layout: &Layout) -> Vec<(u32, u32)> {
     let mut next = 0u32;
     let mut out = Vec::new();
-    for (i, spec) in crate::model::param_table(cfg).iter().enumerate() {
+    for (i, spec) in table.iter().enumerate() {
         for (len, _, _) in Split::describe(spec, i, layout, |len| len) {
             let groups = len.div_ceil(256 * 16).clamp(1, 256) as u32;
             out.push((next, groups));
@@ -511,6 +547,14 @@ fn grad_norm_slots(cfg: &ModelConfig, layout: &Layout) -> Vec<(u32, u32)> {
         }
     }
     out
+}
+
+/// Slots the grad-norm partial sums need: enough for every weight's gradient, or for adapters
+/// of any rank (8 tensors a layer of at most 256 slots each), whichever trains.
+fn grad_norm_partials(cfg: &ModelConfig, layout: &Layout) -> usize {
+    let weights: usize =
+        grad_norm_slots(&crate::model::param_table(cfg), layout).iter().map(|(_, g)| *g as usize).sum();
+    weights.max(8 * cfg.n_layer * 256)
 }
 
 /// Groups positions by token for the embedding backward: `[count, token[N], offset[N+1],

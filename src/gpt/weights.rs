@@ -74,7 +74,11 @@ pub struct GpuWeights {
 impl GpuWeights {
     /// Zeroed tensors of `cfg`'s table, labelled with `prefix` + name.
     pub fn zeros(gpu: &Gpu, cfg: ModelConfig, layout: Layout, prefix: &str) -> GpuWeights {
-        let table = param_table(&cfg);
+        GpuWeights::zeros_table(gpu, cfg, param_table(&cfg), layout, prefix)
+    }
+
+    /// Zeroed tensors of another table over the model `cfg` (LoRA adapters).
+    pub fn zeros_table(gpu: &Gpu, cfg: ModelConfig, table: Vec<ParamSpec>, layout: Layout, prefix: &str) -> GpuWeights {
         let tensors = table
             .iter()
             .enumerate()

@@ -59,3 +59,23 @@ pub fn max_rel_error(got: &[f32], want: &[f32]) -> f32 {
     let scale = want.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(1e-30);
     got.iter().zip(want).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale
 }
+
+/// tests/fixtures/gpt2_tiny (a 2-layer GPT-2 with GPT-2's vocabulary, as transformers saved it)
+/// with GPT-2's tokenizer from .tools/gpt2-tokenizer (`bash scripts/gpt2-tokenizer.sh`).
+pub fn gpt2_tiny() -> kiln::checkpoint::Checkpoint {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let tools = format!("{root}/.tools/gpt2-tokenizer");
+    let mut files = std::collections::HashMap::new();
+    for (name, path) in [
+        ("config.json", format!("{root}/tests/fixtures/gpt2_tiny/config.json")),
+        ("model.safetensors", format!("{root}/tests/fixtures/gpt2_tiny/model.safetensors")),
+        ("vocab.json", format!("{tools}/vocab.json")),
+        ("merges.txt", format!("{tools}/merges.txt")),
+    ] {
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("cannot read {path}: {e} (run `bash scripts/gpt2-tokenizer.sh`)"));
+        files.insert(name.to_string(), bytes);
+    }
+    let names: Vec<String> = files.keys().cloned().collect();
+    kiln::checkpoint::Checkpoint::from_folder("gpt2_tiny", &names, |n| files.get(n).cloned()).unwrap()
+}
