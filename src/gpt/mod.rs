@@ -388,9 +388,15 @@ impl GpuGpt {
     /// Summed loss and the number of targets that count, over several batches. Sync point.
     pub async fn eval_sum(&self, gpu: &Gpu, batches: &[(Vec<u32>, Vec<u32>)]) -> Result<(f64, f64), String> {
         gpu.queue.write_buffer(&self.acts.s.eval_sum.buffer, 0, bytemuck::cast_slice(&[0f32; 2]));
-        for (tokens, targets) in batches {
+        for (i, (tokens, targets)) in batches.iter().enumerate() {
             self.upload_batch(gpu, tokens, targets);
             self.submit(gpu, &[&self.forward, &self.eval], false).await?;
+            // Sync point every few batches: natively, a submission's resources are released only
+            // when the device is polled, so a long text would otherwise grow memory without end
+            // (in a browser this poll does nothing; the browser releases them itself).
+            if i % 8 == 7 {
+                gpu.wait();
+            }
         }
         // Sync point: the summed loss of every batch.
         let s = self.acts.s.eval_sum.read_f32(gpu).await?;
