@@ -165,6 +165,8 @@ impl RunSettings {
 /// scores (the first N: an interval of about +-15 points, about a minute on a software adapter).
 pub const FEW_SHOTS: usize = 2;
 pub const TASK_TEST_EXAMPLES: usize = 40;
+/// The LoRA rank the page offers first (`kiln finetune --lora R` takes it as given).
+pub const LORA_RANK: usize = 8;
 
 /// The preset a software adapter (and the page) starts with.
 pub const DEFAULT_PRESET: &str = "tiny";
@@ -179,7 +181,7 @@ pub fn defaults_json() -> serde_json::Value {
         "sample": {"temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p, "seed": s.seed,
                    "tokens": crate::sample::DEFAULT_SAMPLE_TOKENS},
         "finetune": {"train": TrainConfig::finetune(), "run": RunSettings::finetune(),
-                     "shots": FEW_SHOTS, "test_examples": TASK_TEST_EXAMPLES},
+                     "shots": FEW_SHOTS, "test_examples": TASK_TEST_EXAMPLES, "lora_rank": LORA_RANK},
     })
 }
 

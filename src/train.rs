@@ -137,8 +137,9 @@ impl Trainer {
         Ok(trainer)
     }
 
-    /// Everything needed to sample from this model or continue this run. Sync point: reads
-    /// the parameters and moments back.
+    /// Everything needed to sample from this model or continue this run (a LoRA run: the
+    /// model with its adapters merged, no state). Sync point: reads the parameters and moments
+    /// back.
     pub async fn checkpoint(
         &self,
         gpu: &Gpu,
@@ -146,6 +147,12 @@ impl Trainer {
         run: serde_json::Value,
     ) -> Result<Checkpoint, String> {
         let params = self.model.read_params(gpu).await?;
+        if let (Some(lora), Some(adapters)) = (self.train.lora, self.model.read_adapters(gpu).await?) {
+            // A LoRA run as a plain model: the adapters merged in; its state is saved by
+            // `lora_checkpoint`.
+            let params = crate::lora::merge(&self.model.cfg, &lora, &params, &adapters);
+            return Ok(Checkpoint { cfg: self.model.cfg, params, tokenizer_json, state: None });
+        }
         let (adam_m, adam_v) = self.model.read_adam_state(gpu).await?;
         let state =
             TrainState { train: self.train.clone(), step: self.step, rng_state: self.rng.state(), adam_m, adam_v, run };

@@ -1,6 +1,8 @@
 // Kiln's page: controls, readouts, the loss chart and the teaching views. All GPU work happens
 // in web/worker.js; this file only sends commands and draws what comes back.
 
+import { finetuneTab } from './finetune.js';
+
 const $ = (id) => document.getElementById(id);
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
 const send = (cmd, data = {}) => worker.postMessage({ cmd, ...data });
@@ -14,6 +16,8 @@ function status(state, text) {
 }
 
 function buttons(state) {
+  if (state !== 'fine-tuning') ui.trainState = state;
+  ft.trainState(state);
   const trained = ['training', 'paused', 'done'].includes(state);
   $('train').disabled = !['ready', 'done', 'paused', 'error'].includes(state);
   $('pause').disabled = !['training', 'paused'].includes(state);
@@ -21,6 +25,15 @@ function buttons(state) {
   $('reset').disabled = !trained;
   for (const id of ['download', 'generate', 'show-attention', 'show-next', 'show-profile']) $(id).disabled = !trained || state === 'training';
 }
+
+// While the Fine-tune tab uses the GPU this tab's buttons wait; after fine-tuning, the run here
+// is the fine-tuned model (done: sample it, look inside, download it; Train starts afresh).
+function lock(on, label) {
+  if (on) { buttons('fine-tuning'); if (label) status('training', label); return; }
+  buttons(label ? 'done' : ui.trainState);
+  if (label) status('done', label);
+}
+const ft = finetuneTab({ send, lock });
 
 // The settings sent with Train: the inputs, and the run settings from the core's defaults
 // (ui.defaults), scaled down for the short runs a page makes.
@@ -46,6 +59,7 @@ function applyPreset(name) {
 function plan() { if (ui.ready) send('plan', { config: config() }); }
 
 worker.onmessage = ({ data: m }) => {
+  if (m.type.startsWith('ft-')) { ft.onMessage(m); return; }
   switch (m.type) {
     case 'ready': {
       ui.ready = true;
@@ -61,6 +75,7 @@ worker.onmessage = ({ data: m }) => {
       $('preset').innerHTML = m.presets.map((p) => `<option>${p.name}</option>`).join('');
       $('preset').value = m.defaults.preset;
       applyPreset(m.defaults.preset);
+      ft.ready(m.defaults);
       if (m.saved) { $('resume-saved').hidden = false; $('resume-saved').textContent = `Resume saved run (step ${m.saved.step} of ${m.saved.steps})`; }
       status('ready', 'ready');
       buttons('ready');
@@ -69,6 +84,7 @@ worker.onmessage = ({ data: m }) => {
     case 'no-webgpu':
       $('no-webgpu').hidden = false;
       $('app').hidden = true;
+      $('tabs').hidden = true;
       $('no-webgpu-reason').textContent = m.reason;
       document.querySelector('[data-testid=adapter-name]').textContent = 'none';
       status('no-webgpu', 'no WebGPU in this browser');
@@ -95,6 +111,7 @@ worker.onmessage = ({ data: m }) => {
         `<tr><th>total</th><th></th><th class="n">${m.shape.total.toLocaleString()}</th></tr>`;
       $('step').textContent = `${m.info.step} / ${m.info.steps}`;
       $('bar').value = m.info.step / m.info.steps;
+      ft.newModel(m.info);
       status('training', m.opened ? 'model opened' : m.resumed ? `training (resumed at step ${m.info.step})` : 'training');
       buttons('training');
       break;
@@ -139,6 +156,7 @@ worker.onmessage = ({ data: m }) => {
       send('profile');
       break;
     case 'reset':
+      ft.newModel(null);
       ui.history = { train: [], val: [] }; ui.firstLoss = null; chart();
       for (const id of ['loss', 'val', 'tps', 'eta']) $(id).textContent = '–';
       $('step').textContent = '0'; $('bar').value = 0; $('sample').textContent = '';

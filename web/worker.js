@@ -1,7 +1,9 @@
 // Kiln's Web Worker: owns the WebGPU session and the training loop, so the page never freezes.
-// Messages in: {cmd, ...}; messages out: {type, ...}. Checkpoints are also kept in IndexedDB
-// so a reload (or a lost GPU device) can resume from the last one.
+// Messages in: {cmd, ...}; messages out: {type, ...}; the Fine-tune tab's `ft-` commands are
+// handled in finetune-worker.js. Checkpoints are also kept in IndexedDB so a reload (or a lost
+// GPU device) can resume from the last one.
 import init, { Session, default_corpus, defaults, presets } from './pkg/kiln_web.js';
+import { finetuneCommand } from './finetune-worker.js';
 
 let session = null;
 let corpus = '';      // the text being trained on
@@ -118,6 +120,8 @@ async function handle(m) {
         post('profile', { data: p === null ? null : JSON.parse(p) });
         break;
       }
+      default:
+        if (m.cmd.startsWith('ft-')) await finetuneCommand(session, m, post);
     }
   } catch (e) { fail(e); }
 }

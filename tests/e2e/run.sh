@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The end-to-end test of the browser page (tests/e2e/page.test.mjs), from the repository root:
+# The end-to-end tests of the browser page (tests/e2e/*.test.mjs), from the repository root:
 # builds the native `kiln` (it serves the page and checks the page's checkpoint) and web/pkg
 # (incremental, so cheap when nothing changed), installs playwright-core from the lock file when
 # tests/e2e/node_modules is missing (it downloads no browser: the tests drive the system Chromium,

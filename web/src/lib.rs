@@ -4,6 +4,7 @@
 //! session's state for its duration and puts it back, so a second call while one runs gets a
 //! clear "busy" error instead of a RefCell panic. Results cross to JavaScript as JSON strings.
 
+mod finetune;
 mod open;
 mod views;
 
@@ -25,6 +26,8 @@ use wasm_bindgen_futures::future_to_promise;
 pub(crate) struct State {
     pub gpu: Gpu,
     pub run: Option<Run>,
+    /// The Fine-tune tab's task, once chosen.
+    pub task: Option<finetune::Task>,
 }
 
 pub(crate) struct Run {
@@ -35,11 +38,13 @@ pub(crate) struct Run {
     pub generator: kiln::sample::Generator,
     /// The validation share this run was started with, saved with its checkpoints.
     pub val_fraction: f32,
+    /// The weights before the last fine-tuning, for the view of what it changed.
+    pub tuned_from: Option<Vec<Vec<f32>>>,
 }
 
 impl Run {
     fn new(trainer: Trainer, tokenizer: Tokenizer, generator: kiln::sample::Generator, val_fraction: f32) -> Run {
-        Run { cfg: trainer.model.cfg, trainer: Some(trainer), tokenizer, generator, val_fraction }
+        Run { cfg: trainer.model.cfg, trainer: Some(trainer), tokenizer, generator, val_fraction, tuned_from: None }
     }
 
     fn trainer(&self) -> Result<&Trainer, JsValue> {
@@ -101,7 +106,7 @@ impl Session {
             software: gpu.is_software(),
             limits,
             gpu_limits: gpu.limits.clone(),
-            state: Rc::new(RefCell::new(Some(State { gpu, run: None }))),
+            state: Rc::new(RefCell::new(Some(State { gpu, run: None, task: None }))),
         })
     }
 
