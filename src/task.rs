@@ -313,3 +313,18 @@ impl TaskData {
             .collect()
     }
 }
+
+/// Every token the model will read must be inside its vocabulary: a tokenizer that gives a
+/// larger id does not belong to the model (an opened model's, or one passed by hand).
+pub fn check_tokens(tok: &Tokenizer, vocab: usize, examples: &[Example]) -> Result<(), String> {
+    for e in examples {
+        for text in std::iter::once(&e.prompt).chain(&e.choices).chain(std::iter::once(&e.completion)) {
+            if let Some(t) = tok.encode(text)?.into_iter().find(|&t| t as usize >= vocab) {
+                return Err(format!(
+                    "the tokenizer gives token {t}, outside the model's vocabulary of {vocab}: the tokenizer does not match the model"
+                ));
+            }
+        }
+    }
+    Ok(())
+}

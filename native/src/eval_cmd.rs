@@ -74,12 +74,8 @@ fn eval_task(a: &EvalArgs, task: &Path, ckpt: &Checkpoint, tokenizer: &Tokenizer
     if pool.first().is_some_and(|p| p.is_choice() != examples[0].is_choice()) {
         return Err("--shots-from holds a different kind of example (choices vs open answers) than --task".into());
     }
-    for e in examples.iter().chain(&pool) {
-        let texts = std::iter::once(&e.prompt).chain(&e.choices).chain(std::iter::once(&e.completion));
-        for t in texts {
-            check_vocab(tokenizer.encode(t)?, ckpt.cfg.vocab_size)?;
-        }
-    }
+    kiln::task::check_tokens(tokenizer, ckpt.cfg.vocab_size, &examples)?;
+    kiln::task::check_tokens(tokenizer, ckpt.cfg.vocab_size, &pool)?;
     let gpu = pollster::block_on(Gpu::new())?;
     let weights = upload(&gpu, ckpt)?;
     let opts = EvalOptions { shots: a.shots, seed: a.seed, batch: a.batch };

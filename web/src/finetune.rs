@@ -103,19 +103,8 @@ impl Session {
     }
 }
 
-/// Every token the model will read must be inside its vocabulary (an opened model's
-/// tokenizer may not match it).
 fn check_tokens(tok: &Tokenizer, vocab: usize, examples: &[Example]) -> Result<(), JsValue> {
-    for e in examples {
-        for text in std::iter::once(&e.prompt).chain(&e.choices).chain(std::iter::once(&e.completion)) {
-            if let Some(t) = tok.encode(text).map_err(err)?.into_iter().find(|&t| t as usize >= vocab) {
-                return Err(err(format!(
-                    "the tokenizer gives token {t}, outside the model's vocabulary of {vocab}: the tokenizer does not match the model"
-                )));
-            }
-        }
-    }
-    Ok(())
+    kiln::task::check_tokens(tok, vocab, examples).map_err(err)
 }
 
 async fn score(s: &State, shots: usize, limit: usize, on_example: &js_sys::Function) -> Result<JsValue, JsValue> {
