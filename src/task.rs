@@ -5,7 +5,9 @@
 //! only the completion's tokens are targets (the prompt's are `IGNORE`, PyTorch's -100), so the
 //! loss and the scores count what the model says, not what it was told. A row longer than the
 //! context loses prompt tokens from the left (counted, so front ends can say so); a completion
-//! that alone does not fit is refused. No files here: front ends read bytes and pass text.
+//! that alone does not fit is refused. An open (generated) answer is trained with a newline after
+//! it, `ANSWER_END`, so the model learns where to stop: evaluation reads its answer up to the first
+//! newline, as a few-shot prompt shows it. No files here: front ends read bytes and pass text.
 
 use crate::cpu::Rng;
 use crate::gpt::IGNORE;
@@ -252,6 +254,18 @@ pub fn mean95(scores: &[f64]) -> (f64, f64, f64) {
     (mean, (mean - half).max(0.0), (mean + half).min(1.0))
 }
 
+/// What ends an open answer, in training rows and when one is generated.
+pub const ANSWER_END: &str = "\n";
+
+/// The completion a training row ends with: for an open answer, followed by `ANSWER_END`.
+pub fn trained_completion(e: &Example) -> String {
+    if e.is_choice() {
+        e.completion.clone()
+    } else {
+        format!("{}{ANSWER_END}", e.completion)
+    }
+}
+
 /// A task's examples as rows for training: training rows drawn at random each step, every
 /// validation row in the evaluation.
 pub struct TaskData {
@@ -266,7 +280,7 @@ impl TaskData {
             part.iter()
                 .enumerate()
                 .map(|(i, e)| {
-                    encode_row(tok, &e.prompt, &e.completion, max_len)
+                    encode_row(tok, &e.prompt, &trained_completion(e), max_len)
                         .map_err(|why| format!("{what} example {}: {why}", i + 1))
                 })
                 .collect()

@@ -200,7 +200,7 @@ async fn score_choices(
     Ok(out)
 }
 
-/// Greedy answers, up to the first newline, compared with each completion.
+/// Greedy answers, up to the first `ANSWER_END` (a newline), compared with each completion.
 async fn generate_answers(
     gpu: &Gpu,
     weights: Rc<GpuWeights>,
@@ -227,11 +227,11 @@ async fn generate_answers(
         let tokens = generator
             .generate(gpu, &p[truncated..], max_new, &greedy, |t| {
                 text.push_str(&tok.token_text(t));
-                !text.contains('\n')
+                !text.contains(task::ANSWER_END)
             })
             .await?;
         let answer = tok.decode(&tokens);
-        let answer = answer.split('\n').next().unwrap_or("").to_string();
+        let answer = answer.split(task::ANSWER_END).next().unwrap_or("").to_string();
         let result = ExampleResult {
             index: i,
             prediction: None,

@@ -56,6 +56,24 @@ fn rows_count_only_completion_tokens_and_truncate_prompts_from_the_left() {
 }
 
 #[test]
+fn open_answers_are_trained_to_end_with_a_newline_and_choices_are_not() {
+    let tok = Tokenizer::char_level("abc xyz:.\n").unwrap();
+    let open = Example { prompt: "abc:".into(), completion: " xy.".into(), choices: vec![], answer: None };
+    let choice = Example {
+        prompt: "abc:".into(),
+        completion: " y".into(),
+        choices: vec![" x".into(), " y".into()],
+        answer: Some(1),
+    };
+    let data = task::TaskData::new(&tok, &[open, choice], &[], 32).unwrap();
+    let newline = tok.encode(task::ANSWER_END).unwrap();
+    let counted = |r: &task::Row| r.targets.iter().copied().filter(|&t| t != IGNORE).collect::<Vec<_>>();
+    // " xy." and the newline the model learns to stop with; the choice's " y" alone.
+    assert_eq!(counted(&data.train[0]), [tok.encode(" xy.").unwrap(), newline.clone()].concat());
+    assert_eq!(counted(&data.train[1]), tok.encode(" y").unwrap());
+}
+
+#[test]
 fn validation_split_is_seeded_and_disjoint() {
     let ex: Vec<Example> = (0..50)
         .map(|i| Example { prompt: format!("p{i}"), completion: " c".into(), choices: vec![], answer: None })
