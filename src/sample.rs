@@ -38,6 +38,9 @@ pub struct Generator {
     kernels: Rc<Kernels>,
     weights: Rc<GpuWeights>,
     cursor: GpuTensor, // (2): token, position
+    /// (block_size, 2): the (token, position) of each prompt token, copied into `cursor` between
+    /// the prefill's runs of the program, all in one encoder.
+    prompt: GpuTensor,
     logits: GpuTensor, // (V)
     /// Attention probabilities of the newest position, per layer: (NH, maxT).
     pub att: Vec<GpuTensor>,
@@ -105,7 +108,19 @@ impl Generator {
             buffers.push(k);
             buffers.push(v);
         }
-        Generator { cfg, kernels, weights, cursor, logits, att, program, _buffers: buffers, context: Vec::new() }
+        let prompt = z("prompt cursors", 2 * t);
+        Generator {
+            cfg,
+            kernels,
+            weights,
+            cursor,
+            prompt,
+            logits,
+            att,
+            program,
+            _buffers: buffers,
+            context: Vec::new(),
+        }
     }
 
     /// The weights this generator reads.
@@ -138,6 +153,27 @@ impl Generator {
         self.submit(gpu, token);
     }
 
+    /// Runs `tokens` at the next positions without reading anything back, in one encoder and
+    /// one submit (a submit per token costs more than the work of a small model): each run of
+    /// the program is preceded by a copy of its (token, position) into `cursor`. The same
+    /// kernels in the same order as `step`, so the same results. The tokens must fit the cache.
+    fn feed_all(&mut self, gpu: &Gpu, tokens: &[u32]) {
+        if tokens.is_empty() {
+            return;
+        }
+        let start = self.context.len();
+        assert!(start + tokens.len() <= self.cfg.block_size, "the prompt does not fit the cache");
+        let cursors: Vec<u32> = tokens.iter().enumerate().flat_map(|(i, &t)| [t, (start + i) as u32]).collect();
+        self.prompt.write_u32(gpu, &cursors);
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        for i in 0..tokens.len() {
+            encoder.copy_buffer_to_buffer(&self.prompt.buffer, 8 * i as u64, &self.cursor.buffer, 0, 8);
+            self.program.encode(&self.kernels, &mut encoder);
+        }
+        gpu.queue.submit([encoder.finish()]);
+        self.context.extend_from_slice(tokens);
+    }
+
     fn submit(&mut self, gpu: &Gpu, token: u32) {
         let pos = self.context.len() as u32;
         self.cursor.write_u32(gpu, &[token, pos]);
@@ -151,8 +187,13 @@ impl Generator {
         let Some((&last, rest)) = tokens.split_last() else {
             return Err("nothing to feed: the prompt is empty".into());
         };
-        for &t in rest {
-            self.step(gpu, t);
+        if rest.len() < self.cfg.block_size {
+            self.feed_all(gpu, rest);
+        } else {
+            // Longer than the cache: slide as decoding does.
+            for &t in rest {
+                self.step(gpu, t);
+            }
         }
         self.feed(gpu, last).await
     }

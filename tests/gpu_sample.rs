@@ -50,6 +50,28 @@ fn check_decode(gpu: &kiln::gpu::Gpu, mut gen: Generator, cfg: &ModelConfig, par
     let got = pollster::block_on(gen.feed(gpu, tokens[16])).unwrap();
     let (want, _) = cpu.forward(&tokens[8..17], None, 1, 9);
     assert_close("decode logits after the window slid", &got, &want[8 * v..9 * v], 1e-4, 1e-5);
+
+    // A prompt fed whole (one submit) gives the logits of feeding it token by token, bit for
+    // bit, whatever was in the cache before; a prompt longer than the cache slides as decoding does.
+    for len in [1, 2, 11, 16] {
+        let prompt = &tokens[..len];
+        let whole = pollster::block_on(gen.prefill(gpu, prompt)).unwrap();
+        gen.reset();
+        let mut one_by_one = vec![];
+        for &t in prompt {
+            one_by_one = pollster::block_on(gen.feed(gpu, t)).unwrap();
+        }
+        assert_eq!(whole, one_by_one, "prefill of {len} tokens differs from feeding them one by one");
+        assert_close(&format!("prefill of {len}"), &whole, &want_at(&mut cpu, prompt, v), 1e-4, 1e-5);
+    }
+    let long = pollster::block_on(gen.prefill(gpu, &tokens[..19])).unwrap();
+    assert!(long.iter().all(|x| x.is_finite()) && long.len() == v);
+}
+
+/// The CPU model's logits for the last token of `prompt`.
+fn want_at(cpu: &mut CpuGpt, prompt: &[u32], v: usize) -> Vec<f32> {
+    let (all, _) = cpu.forward(prompt, None, 1, prompt.len());
+    all[(prompt.len() - 1) * v..].to_vec()
 }
 
 #[test]
