@@ -4,6 +4,8 @@
 //   p = p * (1 - lr * wd)                      decoupled decay (wd = 0 for 1-D tensors)
 //   m = m + (1 - beta1) (g - m);  v = beta2 v + (1 - beta2) g^2
 //   p = p - (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps),  bc = 1 - beta^step
+// A step whose loss or gradient norm was not finite (norm[2] = 1, set by grad_norm_finalize)
+// changes nothing: the weights and both moments stay as they were.
 // lr, bc1 and bc2 change every step: they live in `step`, written once per step by the CPU.
 
 struct Params { numel: u32, weight_decay: f32, beta1: f32, beta2: f32, eps: f32 }
@@ -15,13 +17,13 @@ struct Step { lr: f32, bias_c1: f32, bias_c2: f32 }
 @group(0) @binding(3) var<storage, read> grad: array<f32>;        // (numel)
 @group(0) @binding(4) var<storage, read_write> m: array<f32>;     // (numel)
 @group(0) @binding(5) var<storage, read_write> v: array<f32>;     // (numel)
-@group(0) @binding(6) var<storage, read> norm: array<f32>;        // (2): norm, clip scale
+@group(0) @binding(6) var<storage, read> norm: array<f32>;        // (4): norm, clip scale, skip, skipped
 
 @compute @workgroup_size(256)
 fn adamw_update(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
     let i = (wid.x + wid.y * nwg.x) * 256u + lid;
-    if (i >= p.numel) { return; }
+    if (i >= p.numel || norm[2] != 0.0) { return; }
     let g = grad[i] * norm[1];
     var w = param[i] * (1.0 - step.lr * p.weight_decay);
     let mi = m[i] + (1.0 - p.beta1) * (g - m[i]);

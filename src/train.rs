@@ -107,6 +107,12 @@ impl Trainer {
         self.model.train_step(gpu, self.step, lr, &self.train, read_loss).await
     }
 
+    /// Steps so far whose update was skipped (their loss or gradient norm was not finite), as
+    /// of the last step that read its loss back.
+    pub fn skipped_steps(&self) -> u64 {
+        self.model.skipped_steps()
+    }
+
     /// Mean loss over the fixed validation batches; None without a validation part.
     pub async fn evaluate(&self, gpu: &Gpu) -> Result<Option<f32>, String> {
         if self.eval.is_empty() {
@@ -147,6 +153,7 @@ impl Trainer {
         run: serde_json::Value,
     ) -> Result<Checkpoint, String> {
         let params = self.model.read_params(gpu).await?;
+        self.check_finite(&params)?;
         if let (Some(lora), Some(adapters)) = (self.train.lora, self.model.read_adapters(gpu).await?) {
             // A LoRA run as a plain model: the adapters merged in; its state is saved by
             // `lora_checkpoint`.
@@ -170,10 +177,23 @@ impl Trainer {
     ) -> Result<LoraRun, String> {
         let lora = self.train.lora.ok_or("this run trains no adapters")?;
         let adapters = self.model.read_adapters(gpu).await?.ok_or("this run trains no adapters")?;
+        self.check_finite(&adapters)?;
         let (adam_m, adam_v) = self.model.read_adam_state(gpu).await?;
         let state =
             TrainState { train: self.train.clone(), step: self.step, rng_state: self.rng.state(), adam_m, adam_v, run };
         Ok(LoraRun { cfg: self.model.cfg, lora, adapters, tokenizer_json, base, state: Some(state) })
+    }
+
+    /// Refuses to save weights that are not all finite, so that no checkpoint holds them and the
+    /// last good one stays in place.
+    fn check_finite(&self, tensors: &[Vec<f32>]) -> Result<(), String> {
+        match tensors.iter().flatten().find(|x| !x.is_finite()) {
+            Some(x) => Err(format!(
+                "the weights hold {x} at step {}: no checkpoint was written, the last one is intact; lower --lr",
+                self.step
+            )),
+            None => Ok(()),
+        }
     }
 
     /// A generator that reads this model's live parameters.
@@ -190,6 +210,42 @@ impl Trainer {
         let base = self.model.read_params(gpu).await?;
         let merged = crate::lora::merge(&self.model.cfg, &lora, &base, &adapters);
         Ok(Rc::new(GpuWeights::upload(gpu, self.model.cfg, self.model.weights.layout, &merged)?))
+    }
+}
+
+/// A run stops when this many steps in a row had a non-finite loss or gradient norm: skipping
+/// a rare bad batch is worth it, a run that produces nothing else has diverged.
+pub const SKIPPED_IN_A_ROW_LIMIT: usize = 10;
+
+/// Watches the count of skipped steps at each log step and says when a run has diverged. The
+/// one rule for every front end (the CLI and the page).
+#[derive(Default)]
+pub struct SkipWatch {
+    last_step: usize,
+    last_total: u64,
+    in_a_row: usize,
+}
+
+impl SkipWatch {
+    /// Starts watching a run at `step` (a resumed run starts at its checkpoint's step).
+    pub fn new(step: usize) -> SkipWatch {
+        SkipWatch { last_step: step, ..SkipWatch::default() }
+    }
+
+    /// At a log step: `total` skipped steps so far in this process. Err with the message to stop
+    /// on when every step since at least `SKIPPED_IN_A_ROW_LIMIT` steps ago was skipped.
+    pub fn observe(&mut self, step: usize, total: u64, lr: f32) -> Result<(), String> {
+        let (span, new) = (step.saturating_sub(self.last_step), total.saturating_sub(self.last_total) as usize);
+        self.in_a_row = if new >= span && span > 0 { self.in_a_row + span } else { 0 };
+        (self.last_step, self.last_total) = (step, total);
+        if self.in_a_row >= SKIPPED_IN_A_ROW_LIMIT {
+            return Err(format!(
+                "the loss or gradient norm was not finite in each of the last {} steps (to step {step}; their updates \
+                 were skipped, nothing reached the weights): the run has diverged; lower --lr (now {lr})",
+                self.in_a_row
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -372,12 +372,15 @@ fn grad_norm_clip_and_adamw() {
 
     let groups = [3u32, 1];
     let partials = g.f(&[0.0; 4]);
-    let norm_g = g.f(&[0.0, 0.0]);
+    let norm_g = g.f(&[0.0; 4]);
+    let loss_g = g.f(&[2.5, 0.0]);
     let grads_g: Vec<_> = grads.iter().map(|x| g.f(x)).collect();
     g.run(Kernel::GradNormPartial, &[sizes[0] as u32, 0], &[&partials, &grads_g[0]], [groups[0], 1, 1]);
     g.run(Kernel::GradNormPartial, &[sizes[1] as u32, 3], &[&partials, &grads_g[1]], [groups[1], 1, 1]);
-    g.run(Kernel::GradNormFinalize, &[4, max_norm.to_bits()], &[&norm_g, &partials], [1, 1, 1]);
-    assert_close("grad norm and clip scale", &g.read(&norm_g), &[norm, scale], RTOL, ATOL);
+    g.run(Kernel::GradNormFinalize, &[4, max_norm.to_bits()], &[&norm_g, &partials, &loss_g], [1, 1, 1]);
+    // A finite loss and norm: no skip, none skipped so far.
+    assert!(cpu::step_is_finite(2.5, norm));
+    assert_close("grad norm, clip scale, skip", &g.read(&norm_g), &[norm, scale, 0.0, 0.0], RTOL, ATOL);
 
     let (lr, b1, b2, eps) = (1e-2f32, 0.9f32, 0.95f32, 1e-8f32);
     for (i, &size) in sizes.iter().enumerate() {
@@ -416,5 +419,48 @@ fn grad_norm_clip_and_adamw() {
         assert_close("adamw m", &g.read(&m_g), &m, RTOL, ATOL);
         assert_close("adamw v", &g.read(&v_g), &v, RTOL, ATOL);
         assert!(p.iter().zip(&p0).any(|(a, b)| a != b), "the update changed nothing");
+    }
+}
+
+#[test]
+fn a_step_with_a_non_finite_loss_or_norm_is_skipped() {
+    let Some(g) = Bench::new() else { return };
+    let size = 300usize;
+    let (p0, m0, v0) = (
+        random(size, 1, 1.0),
+        random(size, 2, 0.1),
+        random(size, 3, 0.1).iter().map(|x| x.abs()).collect::<Vec<f32>>(),
+    );
+    let step_u = kiln::gpu::uniform(&g.gpu, "step", &[1e-2f32.to_bits(), 0.1f32.to_bits(), 0.05f32.to_bits(), 0]);
+    // Cases: (loss, one gradient value): NaN loss, an infinite gradient, a NaN gradient, and a
+    // sane step last. The count of skipped steps accumulates in norm[3].
+    let cases = [(f32::NAN, 0.5f32), (1.0, f32::INFINITY), (1.0, f32::NAN), (f32::NEG_INFINITY, 0.5), (1.0, 0.5)];
+    let norm_g = g.f(&[0.0; 4]);
+    let mut skipped = 0.0;
+    for (i, &(loss, poison)) in cases.iter().enumerate() {
+        let mut grad = random(size, 4, 0.1);
+        grad[17] = poison;
+        let norm = cpu::global_grad_norm(&[&grad]);
+        let skip = !cpu::step_is_finite(loss, norm);
+        skipped += skip as u8 as f32;
+        let (p_g, m_g, v_g, grad_g, loss_g) = (g.f(&p0), g.f(&m0), g.f(&v0), g.f(&grad), g.f(&[loss, 0.0]));
+        let partials = g.f(&[0.0]);
+        g.run(Kernel::GradNormPartial, &[size as u32, 0], &[&partials, &grad_g], [1, 1, 1]);
+        g.run(Kernel::GradNormFinalize, &[1, 1f32.to_bits()], &[&norm_g, &partials, &loss_g], [1, 1, 1]);
+        let flags = g.read(&norm_g);
+        assert_eq!((flags[2], flags[3]), (skip as u8 as f32, skipped), "case {i}: skip flag and count");
+        let params = [size as u32, 0.1f32.to_bits(), 0.9f32.to_bits(), 0.95f32.to_bits(), 1e-8f32.to_bits()];
+        let mut prog = Program::default();
+        let bufs = [&step_u, &p_g.buffer, &grad_g.buffer, &m_g.buffer, &v_g.buffer, &norm_g.buffer];
+        prog.push(g.kernels.dispatch(&g.gpu, Kernel::AdamwUpdate, &params, &bufs, Grid::Threads(size)));
+        prog.submit(&g.gpu, &g.kernels);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let (p, m, v) = (g.read(&p_g), g.read(&m_g), g.read(&v_g));
+        if skip {
+            assert_eq!(bits(&p), bits(&p0), "case {i}: weights changed on a skipped step");
+            assert_eq!((bits(&m), bits(&v)), (bits(&m0), bits(&v0)), "case {i}: moments changed on a skipped step");
+        } else {
+            assert!(p.iter().all(|x| x.is_finite()) && p != p0, "case {i}: a sane step must update");
+        }
     }
 }

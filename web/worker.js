@@ -137,7 +137,7 @@ async function loop() {
       const t1 = performance.now();
       const tps = (chunk * r.tokens_per_step) / ((t1 - t0) / 1000);
       t0 = t1;
-      post('step', { step: r.step, loss: r.loss, lr: r.lr, tps, done: r.done, steps: settings.steps });
+      post('step', { step: r.step, loss: r.loss, skipped: r.skipped, lr: r.lr, tps, done: r.done, steps: settings.steps });
       const at = (every) => every > 0 && r.step % every === 0;
       if (at(settings.evalEvery) || r.done) {
         post('eval', { step: r.step, val: await session.evaluate() });

@@ -298,6 +298,7 @@ pub fn train_loop(
     let started = (Instant::now(), trainer.step);
     let mut last = (Instant::now(), trainer.step);
     let mut val_loss = history.val.last().map(|v| v.1);
+    let mut skips = kiln::train::SkipWatch::new(trainer.step);
     while !trainer.done() {
         let step = trainer.step + 1;
         let at = |every: usize| every > 0 && step.is_multiple_of(every);
@@ -314,19 +315,31 @@ pub fn train_loop(
             (Ok(loss), None) => loss,
         };
         if let Some(loss) = loss {
-            if !loss.is_finite() {
-                report.finish_progress();
-                return Err(format!("the loss became {loss} at step {step}: lower --lr (now {})", train.lr));
-            }
             let tps =
                 (trainer.step - last.1) as f64 * trainer.tokens_per_step() as f64 / last.0.elapsed().as_secs_f64();
             last = (Instant::now(), trainer.step);
-            history.train.push((step, loss));
-            report.progress(step, format!("loss {loss:.4} | {tps:.0} tok/s"));
+            // A step whose loss or gradient norm was not finite changed nothing (the GPU skipped
+            // its update): counted and shown; many in a row end the run, the checkpoint intact.
+            let skipped = trainer.skipped_steps();
+            if loss.is_finite() {
+                history.train.push((step, loss));
+            }
+            let skipped_note = if skipped > 0 { format!(" | {skipped} skipped") } else { String::new() };
+            report.progress(step, format!("loss {loss:.4} | {tps:.0} tok/s{skipped_note}"));
             report.event(
-                json!({"event": "step", "step": step, "loss": round4(loss), "lr": lr, "tokens_per_s": tps.round()}),
+                json!({"event": "step", "step": step, "loss": loss.is_finite().then(|| round4(loss)), "lr": lr,
+                       "tokens_per_s": tps.round(), "skipped": skipped}),
                 "",
             );
+            if let Err(why) = skips.observe(step, skipped, train.lr) {
+                report.finish_progress();
+                let saved = ["model.safetensors", "adapter_model.safetensors"].iter().any(|f| out.join(f).is_file());
+                return Err(if saved {
+                    format!("{why}; the last checkpoint in {} is intact", out.display())
+                } else {
+                    format!("{why}; no checkpoint had been written yet")
+                });
+            }
         }
         let last_step = step == train.steps || stop_after == Some(step);
         if at(s.eval_every) || last_step {

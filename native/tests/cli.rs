@@ -190,3 +190,36 @@ fn resume_is_exact_and_checkpoints_are_checked() {
 fn kiln_corpus_head() -> String {
     kiln::corpus::DEFAULT_CORPUS[..20_000].to_string()
 }
+
+#[test]
+fn a_diverging_run_skips_its_bad_steps_then_stops_with_its_checkpoint_intact() {
+    if !gpu_available() {
+        return;
+    }
+    // An absurd learning rate: the first update throws the weights to about 1e30, after which
+    // every loss is NaN; each such step is skipped (nothing reaches the weights) and counted, the
+    // checkpoints written meanwhile hold the last finite weights, and after 10 the run stops.
+    let dir = scratch("diverge");
+    let out = train_tiny(&dir, "40", &["--lr", "1e30", "--warmup", "0", "--checkpoint-every", "3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not finite in each of the last 10 steps") && err.contains("lower --lr"), "{err}");
+    assert!(err.contains("the last checkpoint in") && err.contains("is intact"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let steps: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "step")
+        .collect();
+    assert_eq!(steps[0]["skipped"], 0);
+    assert!(steps[0]["loss"].is_number());
+    let last = steps.last().unwrap();
+    assert_eq!(last["step"], 11, "stopped after 10 skipped steps in a row");
+    assert!(last["loss"].is_null(), "a non-finite loss is null in JSON: {last}");
+    assert_eq!(last["skipped"], 10, "every step after the first skipped");
+    let read = |f: &str| std::fs::read(dir.join(f)).ok();
+    let ckpt = kiln::checkpoint::Checkpoint::from_files(read).expect("the last checkpoint loads");
+    assert_eq!(ckpt.state.as_ref().map(|s| s.step), Some(9));
+    assert!(ckpt.params.iter().flatten().all(|x| x.is_finite()), "a non-finite weight reached the checkpoint");
+    let _ = std::fs::remove_dir_all(&dir);
+}

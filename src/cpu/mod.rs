@@ -25,5 +25,5 @@ pub use layers::{
 };
 pub use loss::crossentropy_softmax;
 pub use model::{init_params, CpuGpt};
-pub use optim::{adamw_update, clip_scale, global_grad_norm};
+pub use optim::{adamw_update, clip_scale, global_grad_norm, step_is_finite};
 pub use rng::Rng;

@@ -24,6 +24,12 @@ pub fn clip_scale(norm: f32, max_norm: f32) -> f32 {
     (max_norm / (norm + 1e-6)).min(1.0)
 }
 
+/// Whether a step may update the weights: its loss and gradient norm are both finite. A step
+/// that fails this changes nothing (not the weights, not the moments) and is counted as skipped.
+pub fn step_is_finite(loss: f32, grad_norm: f32) -> bool {
+    loss.is_finite() && grad_norm.is_finite()
+}
+
 /// One AdamW step on one tensor; `step` counts from 1. `grad_scale` is the clipping factor from
 /// `clip_scale` (1.0 for none); `wd` is 0 for tensors that do not decay.
 ///

@@ -81,7 +81,7 @@ pub(crate) struct Scratch<T> {
     pub dfch_gelu: T, // (N, 4C)
     pub dfch: T,      // (N, 4C)
     pub partials: T,  // (slots): grad-norm partial sums
-    pub norm: T,      // (2): global grad norm, clip scale
+    pub norm: T,      // (4): global grad norm, clip scale, skip this step, steps skipped so far
 }
 
 pub(crate) struct Acts<T> {
@@ -131,7 +131,7 @@ pub(crate) fn describe_acts<T: Clone>(
         dfch_gelu: alloc("dfch_gelu", n * 4 * c),
         dfch: alloc("dfch", n * 4 * c),
         partials: alloc("grad_norm_partials", grad_norm_partials(cfg, layout)),
-        norm: alloc("grad_norm", 2),
+        norm: alloc("grad_norm", 4),
     });
     Acts { blocks, s, scratch }
 }
@@ -182,7 +182,11 @@ pub struct GpuGpt {
     forward: Program,
     loss: Program,
     eval: Program,
+    /// Read-back of a log step: the loss and dloss (`loss`), then, when training, `norm`.
     loss_staging: wgpu::Buffer,
+    /// Steps whose update was skipped (loss or gradient norm not finite), as of the last step
+    /// that read its loss back.
+    skipped: std::cell::Cell<u64>,
     /// Queue submits and bytes read back so far, for benchmarks: (submits, bytes).
     pub traffic: std::cell::Cell<(u64, u64)>,
 }
@@ -240,7 +244,7 @@ impl GpuGpt {
         let acts = describe_acts(&mut |label: &str, len| GpuTensor::zeros(gpu, label, len), &cfg, b, t, mode, &layout);
         let loss_staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("loss read-back"),
-            size: 8,
+            size: 8 + 16,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -259,6 +263,7 @@ impl GpuGpt {
             loss: Program::default(),
             eval: Program::default(),
             loss_staging,
+            skipped: std::cell::Cell::new(0),
             traffic: std::cell::Cell::new((0, 0)),
         };
         if let Some(lora) = train.and_then(|t| t.lora.map(|l| (l, t.seed))) {
@@ -345,6 +350,13 @@ impl GpuGpt {
         self.submit(gpu, &[&self.forward, &self.loss, &tb.backward, &tb.optimizer], read_loss).await
     }
 
+    /// Steps so far whose update was skipped because their loss or gradient norm was not
+    /// finite (nothing of them reached the weights or the AdamW moments), as of the last step
+    /// that read its loss back.
+    pub fn skipped_steps(&self) -> u64 {
+        self.skipped.get()
+    }
+
     /// Forward, loss and backward without an optimiser step: gradients land in `grads`.
     pub async fn forward_backward(&self, gpu: &Gpu) -> Result<f32, String> {
         let tb = self.trainer()?;
@@ -410,16 +422,22 @@ impl GpuGpt {
         }
         if read_loss {
             encoder.copy_buffer_to_buffer(&self.acts.s.loss.buffer, 0, &self.loss_staging, 0, 8);
+            if let Some(scratch) = &self.acts.scratch {
+                encoder.copy_buffer_to_buffer(&scratch.norm.buffer, 0, &self.loss_staging, 8, 16);
+            }
         }
         gpu.queue.submit([encoder.finish()]);
         let (submits, bytes) = self.traffic.get();
-        self.traffic.set((submits + 1, bytes + if read_loss { 4 } else { 0 }));
+        self.traffic.set((submits + 1, bytes + if read_loss { self.loss_staging.size() } else { 0 }));
         if !read_loss {
             return Ok(None);
         }
         // Sync point: the loss of this step.
         let bytes = crate::gpu::map_and_read(gpu, &self.loss_staging).await?;
         let words: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+        if self.acts.scratch.is_some() {
+            self.skipped.set(words.get(5).copied().unwrap_or(0.0) as u64);
+        }
         Ok(words.first().copied())
     }
 
@@ -517,7 +535,7 @@ impl GpuGpt {
         r.push(
             Kernel::GradNormFinalize,
             params,
-            &[&scratch.norm.buffer, &scratch.partials.buffer],
+            &[&scratch.norm.buffer, &scratch.partials.buffer, &self.acts.s.loss.buffer],
             Grid::Tiles([1, 1, 1]),
         );
         for (i, spec) in params_w.table.iter().enumerate() {

@@ -40,19 +40,27 @@ pub(crate) struct Run {
     pub val_fraction: f32,
     /// The weights before the last fine-tuning, for the view of what it changed.
     pub tuned_from: Option<Vec<Vec<f32>>>,
+    /// Counts the steps whose update was skipped (loss or gradient norm not finite) and stops
+    /// a run of them, by the same rule as the CLI.
+    pub skips: kiln::train::SkipWatch,
 }
 
 impl Run {
     fn new(trainer: Trainer, tokenizer: Tokenizer, generator: kiln::sample::Generator, val_fraction: f32) -> Run {
-        Run { cfg: trainer.model.cfg, trainer: Some(trainer), tokenizer, generator, val_fraction, tuned_from: None }
+        let skips = kiln::train::SkipWatch::new(trainer.step);
+        Run {
+            cfg: trainer.model.cfg,
+            trainer: Some(trainer),
+            tokenizer,
+            generator,
+            val_fraction,
+            tuned_from: None,
+            skips,
+        }
     }
 
     fn trainer(&self) -> Result<&Trainer, JsValue> {
         self.trainer.as_ref().ok_or_else(|| err(SAMPLE_ONLY))
-    }
-
-    fn trainer_mut(&mut self) -> Result<&mut Trainer, JsValue> {
-        self.trainer.as_mut().ok_or_else(|| err(SAMPLE_ONLY))
     }
 }
 
@@ -172,12 +180,15 @@ impl Session {
         Ok(info)
     }
 
-    /// Runs up to `n` training steps; resolves to {"step","loss","done"} with the loss of the
-    /// last one (the only read-back).
+    /// Runs up to `n` training steps; resolves to {"step","loss","skipped","done"} with the loss
+    /// of the last one (the only read-back; null where it was not finite, and that step's update
+    /// skipped). Rejects, the weights as they were, when a run of steps was skipped.
     pub fn train(&self, n: u32) -> js_sys::Promise {
         with_state(&self.state, move |mut s| async move {
             let r = async {
-                let trainer = s.run.as_mut().ok_or_else(|| err("press Train first"))?.trainer_mut()?;
+                let run = s.run.as_mut().ok_or_else(|| err("press Train first"))?;
+                let Run { trainer, skips, .. } = run;
+                let trainer = trainer.as_mut().ok_or_else(|| err(SAMPLE_ONLY))?;
                 let mut loss = None;
                 for i in 0..n {
                     if trainer.done() {
@@ -186,8 +197,13 @@ impl Session {
                     let last = i + 1 == n || trainer.step + 1 == trainer.train.steps;
                     loss = trainer.step(&s.gpu, last).await.map_err(err)?;
                 }
+                let skipped = trainer.skipped_steps();
+                if loss.is_some() {
+                    skips.observe(trainer.step, skipped, trainer.train.lr).map_err(err)?;
+                }
+                let loss = loss.filter(|l| l.is_finite());
                 Ok(JsValue::from_str(
-                    &json!({"step": trainer.step, "loss": loss, "lr": trainer.lr(),
+                    &json!({"step": trainer.step, "loss": loss, "skipped": skipped, "lr": trainer.lr(),
                     "done": trainer.done(), "tokens_per_step": trainer.tokens_per_step()})
                     .to_string(),
                 ))
