@@ -2,6 +2,7 @@
 // in web/worker.js; this file only sends commands and draws what comes back.
 
 import { finetuneTab } from './finetune.js';
+import { el, options } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
 const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
@@ -72,7 +73,7 @@ worker.onmessage = ({ data: m }) => {
       $('topp').value = m.defaults.sample.top_p;
       $('length').value = m.defaults.sample.tokens;
       document.querySelector('[data-testid=adapter-name]').textContent = m.adapter + (m.software ? ' (software fallback: slow)' : '');
-      $('preset').innerHTML = m.presets.map((p) => `<option>${p.name}</option>`).join('');
+      $('preset').replaceChildren(...options(m.presets.map((p) => p.name)));
       $('preset').value = m.defaults.preset;
       applyPreset(m.defaults.preset);
       ft.ready(m.defaults);
@@ -104,11 +105,12 @@ worker.onmessage = ({ data: m }) => {
       ui.steps = m.info.steps;
       ui.layers = m.info.layers;
       ui.heads = m.info.heads;
-      $('att-layer').innerHTML = [...Array(ui.layers).keys()].map((i) => `<option>${i}</option>`).join('');
-      $('att-head').innerHTML = [...Array(ui.heads).keys()].map((i) => `<option>${i}</option>`).join('');
-      $('shape').innerHTML = '<tr><th>part</th><th>shape</th><th>parameters</th></tr>' +
-        m.shape.rows.map((r) => `<tr><td>${r.part}</td><td>${r.shape}</td><td class="n">${r.params.toLocaleString()}</td></tr>`).join('') +
-        `<tr><th>total</th><th></th><th class="n">${m.shape.total.toLocaleString()}</th></tr>`;
+      $('att-layer').replaceChildren(...options([...Array(ui.layers).keys()]));
+      $('att-head').replaceChildren(...options([...Array(ui.heads).keys()]));
+      $('shape').replaceChildren(
+        el('tr', {}, el('th', {}, 'part'), el('th', {}, 'shape'), el('th', {}, 'parameters')),
+        ...m.shape.rows.map((r) => el('tr', {}, el('td', {}, r.part), el('td', {}, r.shape), el('td', { class: 'n' }, r.params.toLocaleString()))),
+        el('tr', {}, el('th', {}, 'total'), el('th'), el('th', { class: 'n' }, m.shape.total.toLocaleString())));
       $('step').textContent = `${m.info.step} / ${m.info.steps}`;
       $('bar').value = m.info.step / m.info.steps;
       ft.newModel(m.info);
@@ -138,6 +140,9 @@ worker.onmessage = ({ data: m }) => {
         ui.history.train.push([m.step, m.loss]);
       }
       $('tps').textContent = Math.round(m.tps).toLocaleString('en-US').replace(/,/g, ' ');
+      // Steps whose loss or gradient norm was not finite: their updates were skipped.
+      $('skipped').hidden = !m.skipped;
+      $('skipped').textContent = m.skipped ? `${m.skipped} step${m.skipped === 1 ? '' : 's'} skipped (loss not finite)` : '';
       const done = m.step - ui.startStep, rate = (performance.now() - ui.started) / 1000 / Math.max(1, done);
       $('eta').textContent = duration(rate * (m.steps - m.step));
       chart();
@@ -147,7 +152,7 @@ worker.onmessage = ({ data: m }) => {
     case 'train-sample': $('sample').textContent = `step ${m.step}:\n${m.text}`; break;
     case 'paused': status('paused', 'paused'); buttons('paused'); break;
     case 'resumed': status('training', 'training'); buttons('training'); break;
-    case 'view-error': $('next').innerHTML = `<p class="note">${escape(m.message)}</p>`; break;
+    case 'view-error': $('next').replaceChildren(el('p', { class: 'note' }, m.message)); break;
     case 'done':
       status('done', `done: ${m.step} steps`); buttons('done'); $('eta').textContent = '0s';
       // Fill the teaching views for the default prompt, so they are there to point at.
@@ -241,18 +246,17 @@ function drawAttention(d) {
 
 function drawNext(list) {
   const top = list[0] ? list[0].p : 1;
-  $('next').innerHTML = '<b>Most likely next tokens</b>' + list.map((c) =>
-    `<div class="bar"><code>${escape(JSON.stringify(c.token))}</code><i style="width:${Math.round(260 * c.p / top)}px"></i>${(100 * c.p).toFixed(1)}%</div>`).join('');
+  $('next').replaceChildren(el('b', {}, 'Most likely next tokens'), ...list.map((c) =>
+    el('div', { class: 'bar' }, el('code', {}, JSON.stringify(c.token)), el('i', { style: `width:${Math.round(260 * c.p / top)}px` }), `${(100 * c.p).toFixed(1)}%`)));
 }
 
 function drawProfile(list) {
-  $('profile').innerHTML = list === null
-    ? '<tr><td>This browser offers no timestamp queries, so per-kernel GPU time is not available.</td></tr>'
-    : '<tr><th>kernel</th><th>ms per step (AdamW not run)</th><th>launches</th></tr>' +
-      list.map((k) => `<tr><td>${k.kernel}</td><td class="n">${k.ms.toFixed(3)}</td><td class="n">${k.launches}</td></tr>`).join('');
+  $('profile').replaceChildren(...(list === null
+    ? [el('tr', {}, el('td', {}, 'This browser offers no timestamp queries, so per-kernel GPU time is not available.'))]
+    : [el('tr', {}, el('th', {}, 'kernel'), el('th', {}, 'ms per step (AdamW not run)'), el('th', {}, 'launches')),
+      ...list.map((k) => el('tr', {}, el('td', {}, k.kernel), el('td', { class: 'n' }, k.ms.toFixed(3)), el('td', { class: 'n' }, k.launches)))]));
 }
 
-const escape = (s) => s.replace(/[&<>]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c]);
 
 $('preset').onchange = (e) => applyPreset(e.target.value);
 for (const f of fields) $(f).onchange = plan;

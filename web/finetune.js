@@ -4,18 +4,11 @@
 // the worker's (web/finetune-worker.js); this file sends commands and draws what comes back,
 // always as text (task files are the visitor's own), never as HTML.
 
+import { el } from './dom.js';
+
 const $ = (id) => document.getElementById(id);
 const pct = (x) => `${(100 * x).toFixed(1)}%`;
 
-/** A DOM element with attributes and children (strings become text nodes). */
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'class') e.className = v; else if (k.startsWith('data-')) e.setAttribute(k, v); else e[k] = v;
-  }
-  e.append(...children.filter((c) => c !== null && c !== undefined));
-  return e;
-}
 
 /**
  * Wires the tab. `send(cmd, data)` posts to the worker; `lock(on, label)` tells the Train tab

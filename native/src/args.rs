@@ -31,7 +31,7 @@ pub enum Command {
     Bench(BenchArgs),
     /// Show the GPU adapter, its backend, features and limits
     Info,
-    /// Serve the web page (index.html and web/) on 127.0.0.1
+    /// Serve the web page (index.html, web/, tasks/) on 127.0.0.1
     Serve(ServeArgs),
 }
 
@@ -259,9 +259,18 @@ pub struct BenchArgs {
 
 #[derive(Args, Clone)]
 pub struct ServeArgs {
-    /// Port on 127.0.0.1 (0 picks a free one)
+    /// Port (0 picks a free one)
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
+    /// Address to listen on; anything but a loopback address makes the page reachable by others
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// Connections served at once; more get "503 busy" at once
+    #[arg(long, default_value_t = 32)]
+    pub max_connections: usize,
+    /// Seconds a client has to send its whole request (and to read the answer)
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
     /// Folder holding index.html and web/ (default: the current folder)
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
