@@ -2,12 +2,15 @@
 //! top-p sampling of the next token on the CPU from the read-back logits.
 //!
 //! The decode program is the forward pass for a single position: each layer appends its key and
-//! value to the cache and attends over it. When the cache is full (the block size), the newest
-//! half of the context is fed again from position 0.
+//! value to the cache and attends over it. A prompt goes through the prefill program instead: the
+//! forward pass over a whole block of positions at once (the prompt, padded), each layer storing
+//! every position's keys and values in the cache, one dispatch per kernel rather than one per
+//! kernel and token. When the cache is full (the block size), the newest half of the context is
+//! fed again from position 0.
 
 use crate::config::ModelConfig;
 use crate::cpu::Rng;
-use crate::gpt::{block_forward, final_norm, Attention, BlockActs, GpuWeights, Rec};
+use crate::gpt::{block_forward, embed, final_norm, Attention, BlockActs, GpuWeights, Rec};
 use crate::gpu::params::*;
 use crate::gpu::{Gpu, GpuTensor, Grid, Kernel, Kernels, Program};
 use crate::model::{WPE, WTE};
@@ -38,16 +41,26 @@ pub struct Generator {
     kernels: Rc<Kernels>,
     weights: Rc<GpuWeights>,
     cursor: GpuTensor, // (2): token, position
-    /// (block_size, 2): the (token, position) of each prompt token, copied into `cursor` between
-    /// the prefill's runs of the program, all in one encoder.
-    prompt: GpuTensor,
+    no_bias: GpuTensor,
+    /// Each layer's key and value cache, each (maxT, C).
+    caches: Vec<(GpuTensor, GpuTensor)>,
+    /// The prompt program, built on the first prompt of more than one token.
+    prefill: Option<Prefill>,
     logits: GpuTensor, // (V)
     /// Attention probabilities of the newest position, per layer: (NH, maxT).
     pub att: Vec<GpuTensor>,
     program: Program,
-    _buffers: Vec<GpuTensor>, // activations and caches the program binds
+    _buffers: Vec<GpuTensor>, // activations the program binds
     /// Tokens whose keys and values are in the cache, in order.
     context: Vec<u32>,
+}
+
+/// The prefill program and what it binds.
+struct Prefill {
+    tokens: GpuTensor, // (T): the prompt, padded
+    program: Program,
+    _acts: BlockActs<GpuTensor>,
+    _buffers: Vec<GpuTensor>,
 }
 
 impl Generator {
@@ -103,18 +116,15 @@ impl Generator {
             r.matvec(p, &logits.buffer, &shared.ln1.buffer, &part.buffer, None);
         }
         let program = r.prog;
-        let mut buffers = vec![x, proj, no_bias, shared.ln1, shared.qkv, shared.fch];
-        for (k, v) in caches {
-            buffers.push(k);
-            buffers.push(v);
-        }
-        let prompt = z("prompt cursors", 2 * t);
+        let buffers = vec![x, proj, shared.ln1, shared.qkv, shared.fch];
         Generator {
             cfg,
             kernels,
             weights,
             cursor,
-            prompt,
+            no_bias,
+            caches,
+            prefill: None,
             logits,
             att,
             program,
@@ -153,25 +163,54 @@ impl Generator {
         self.submit(gpu, token);
     }
 
-    /// Runs `tokens` at the next positions without reading anything back, in one encoder and
-    /// one submit (a submit per token costs more than the work of a small model): each run of
-    /// the program is preceded by a copy of its (token, position) into `cursor`. The same
-    /// kernels in the same order as `step`, so the same results. The tokens must fit the cache.
-    fn feed_all(&mut self, gpu: &Gpu, tokens: &[u32]) {
-        if tokens.is_empty() {
-            return;
+    /// Runs `tokens` (more than one, fewer than the block size) at positions 0.. through the
+    /// prefill program, without reading anything back.
+    fn feed_prompt(&mut self, gpu: &Gpu, tokens: &[u32]) {
+        let t = self.cfg.block_size;
+        assert!(self.context.is_empty() && tokens.len() < t, "a prompt starts an empty cache and fits it");
+        if self.prefill.is_none() {
+            self.prefill = Some(self.build_prefill(gpu));
         }
-        let start = self.context.len();
-        assert!(start + tokens.len() <= self.cfg.block_size, "the prompt does not fit the cache");
-        let cursors: Vec<u32> = tokens.iter().enumerate().flat_map(|(i, &t)| [t, (start + i) as u32]).collect();
-        self.prompt.write_u32(gpu, &cursors);
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        for i in 0..tokens.len() {
-            encoder.copy_buffer_to_buffer(&self.prompt.buffer, 8 * i as u64, &self.cursor.buffer, 0, 8);
-            self.program.encode(&self.kernels, &mut encoder);
-        }
-        gpu.queue.submit([encoder.finish()]);
+        let prefill = self.prefill.as_ref().expect("just built");
+        // Positions past the prompt compute nothing the prompt sees (attention is causal); their
+        // cache rows are overwritten as decoding reaches them.
+        let mut padded = tokens.to_vec();
+        padded.resize(t, 0);
+        prefill.tokens.write_u32(gpu, &padded);
+        prefill.program.submit(gpu, &self.kernels);
         self.context.extend_from_slice(tokens);
+    }
+
+    /// The forward pass over one sequence of a whole block (1, T), storing each layer's keys and
+    /// values in the cache: no final norm or LM head (the prompt's last token is decoded).
+    fn build_prefill(&self, gpu: &Gpu) -> Prefill {
+        let (c, nh, t) = (self.cfg.n_embd, self.cfg.n_head, self.cfg.block_size);
+        let z = |label: &str, len: usize| GpuTensor::zeros(gpu, label, len);
+        let (tokens, x, proj) = (z("prompt tokens", t), z("prompt x", t * c), z("prompt proj", t * c));
+        // One block's activations shared by every layer; the residual stream `x` is each block's
+        // input and output, as in the decode program.
+        let acts = BlockActs {
+            ln1: z("prompt ln1", t * c),
+            ln1_mean: z("prompt mean", t),
+            ln1_rstd: z("prompt rstd", t),
+            qkv: z("prompt qkv", 3 * t * c),
+            atty: z("prompt atty", t * c),
+            att: z("prompt att", nh * t * t),
+            residual2: z("prompt res2", t * c),
+            ln2: z("prompt ln2", t * c),
+            ln2_mean: z("prompt mean", t),
+            ln2_rstd: z("prompt rstd", t),
+            fch: z("prompt fch", 4 * t * c),
+            fch_gelu: z("prompt fch_gelu", 4 * t * c),
+            residual3: x.clone(),
+        };
+        let mut r = Rec::new(gpu, &self.kernels, &self.no_bias.buffer);
+        embed(&mut r, &self.weights, &x, &tokens, 1, t);
+        for (l, (cache_k, cache_v)) in self.caches.iter().enumerate() {
+            let attention = Attention::Prefill { t, cache_k, cache_v };
+            block_forward(&mut r, &self.weights, l, &x, &acts, &proj, t, &attention, None);
+        }
+        Prefill { tokens, program: r.prog, _acts: acts, _buffers: vec![x, proj] }
     }
 
     fn submit(&mut self, gpu: &Gpu, token: u32) {
@@ -187,8 +226,8 @@ impl Generator {
         let Some((&last, rest)) = tokens.split_last() else {
             return Err("nothing to feed: the prompt is empty".into());
         };
-        if rest.len() < self.cfg.block_size {
-            self.feed_all(gpu, rest);
+        if rest.len() > 1 && rest.len() < self.cfg.block_size {
+            self.feed_prompt(gpu, rest);
         } else {
             // Longer than the cache: slide as decoding does.
             for &t in rest {

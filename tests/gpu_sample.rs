@@ -51,9 +51,10 @@ fn check_decode(gpu: &kiln::gpu::Gpu, mut gen: Generator, cfg: &ModelConfig, par
     let (want, _) = cpu.forward(&tokens[8..17], None, 1, 9);
     assert_close("decode logits after the window slid", &got, &want[8 * v..9 * v], 1e-4, 1e-5);
 
-    // A prompt fed whole (one submit) gives the logits of feeding it token by token, bit for
-    // bit, whatever was in the cache before; a prompt longer than the cache slides as decoding does.
-    for len in [1, 2, 11, 16] {
+    // A prompt fed whole (the prefill program) gives the logits of feeding it token by token,
+    // whatever was in the cache before, and decoding goes on from its cache alike; a prompt longer
+    // than the cache slides as decoding does.
+    for len in [1, 2, 3, 11, 15, 16] {
         let prompt = &tokens[..len];
         let whole = pollster::block_on(gen.prefill(gpu, prompt)).unwrap();
         gen.reset();
@@ -61,8 +62,14 @@ fn check_decode(gpu: &kiln::gpu::Gpu, mut gen: Generator, cfg: &ModelConfig, par
         for &t in prompt {
             one_by_one = pollster::block_on(gen.feed(gpu, t)).unwrap();
         }
-        assert_eq!(whole, one_by_one, "prefill of {len} tokens differs from feeding them one by one");
+        assert_close(&format!("prefill of {len} against one by one"), &whole, &one_by_one, 1e-4, 1e-5);
         assert_close(&format!("prefill of {len}"), &whole, &want_at(&mut cpu, prompt, v), 1e-4, 1e-5);
+        if len < 16 {
+            let _ = pollster::block_on(gen.prefill(gpu, prompt)).unwrap();
+            let next = pollster::block_on(gen.feed(gpu, tokens[len])).unwrap();
+            let want = want_at(&mut cpu, &tokens[..len + 1], v);
+            assert_close(&format!("decoding after a prefill of {len}"), &next, &want, 1e-4, 1e-5);
+        }
     }
     let long = pollster::block_on(gen.prefill(gpu, &tokens[..19])).unwrap();
     assert!(long.iter().all(|x| x.is_finite()) && long.len() == v);

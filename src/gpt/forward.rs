@@ -96,6 +96,9 @@ pub(crate) enum Attention<'a> {
     /// One new position (`cursor` = token, position) appended to a KV cache of `max_t` rows
     /// and attending over it; `att` (NH, maxT) keeps its probabilities for the page's views.
     Decode { cache_k: &'a GpuTensor, cache_v: &'a GpuTensor, cursor: &'a GpuTensor, max_t: usize },
+    /// One sequence of T rows (a prompt, padded) with causal attention as `Full`, whose keys and
+    /// values are then stored in a KV cache of at least T rows, for decoding to go on from.
+    Prefill { t: usize, cache_k: &'a GpuTensor, cache_v: &'a GpuTensor },
 }
 
 /// One transformer block: x -> x + attn(ln1(x)) -> (that) + mlp(ln2(that)), from `input` into
@@ -133,6 +136,17 @@ pub(crate) fn block_forward(
                 &[&a.atty.buffer, &a.att.buffer, &a.qkv.buffer],
                 Grid::Threads(b * nh * t),
             );
+        }
+        Attention::Prefill { t, cache_k, cache_v } => {
+            let params = AttentionParams { b: 1, t: u(*t), c: u(c), nh: u(nh) };
+            r.push(
+                Kernel::AttentionForward,
+                params,
+                &[&a.atty.buffer, &a.att.buffer, &a.qkv.buffer],
+                Grid::Threads(nh * t),
+            );
+            let bufs = [&cache_k.buffer, &cache_v.buffer, &a.qkv.buffer];
+            r.push(Kernel::KvStoreRows, KvStoreRowsParams { c: u(c), rows: u(*t) }, &bufs, Grid::Threads(t * c));
         }
         Attention::Decode { cache_k, cache_v, cursor, max_t } => {
             let bufs = [&cache_k.buffer, &cache_v.buffer, &a.qkv.buffer, &cursor.buffer];

@@ -53,6 +53,7 @@ kernels! {
     DecodeEmbed => "decode_embed", 64;
     KvAppend => "kv_append", 64;
     AttentionDecode => "attention_decode", 64;
+    KvStoreRows => "kv_store_rows", 64;
 }
 
 impl Kernel {

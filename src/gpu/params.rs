@@ -57,6 +57,7 @@ params! {
     AdamwParams for [AdamwUpdate] { numel: u32, weight_decay: f32, beta1: f32, beta2: f32, eps: f32 }
     DecodeEmbedParams for [DecodeEmbed] { c: u32, row0: u32, rows: u32 }
     KvAppendParams for [KvAppend] { c: u32 }
+    KvStoreRowsParams for [KvStoreRows] { c: u32, rows: u32 }
     AttentionDecodeParams for [AttentionDecode] { c: u32, nh: u32, max_t: u32 }
 }
 
