@@ -153,6 +153,8 @@ fn fresh(a: TrainArgs) -> Result<(), String> {
 
 /// Continues the run in `dir`, pre-training or fine-tuning alike.
 pub fn resume(dir: &Path, json: bool, stop_after: Option<usize>) -> Result<(), String> {
+    // A crash may have left a checkpoint half switched: finish it, or drop the unfinished one.
+    checkpoint_io::recover(dir)?;
     // A LoRA run keeps its adapters and their state; the frozen weights are its base's.
     let (ckpt, adapters) = if checkpoint_io::is_adapter_folder(dir) {
         let run = checkpoint_io::load_lora_run(dir)?;
@@ -375,7 +377,7 @@ pub fn train_loop(
     }
     report.finish_progress();
     let plot = crate::plot::loss_svg(&history.train, &history.val, &format!("Kiln: {} on {}", s.preset, source));
-    std::fs::write(out.join("loss.svg"), plot).map_err(|e| format!("cannot write loss.svg: {e}"))?;
+    checkpoint_io::save_files(out, vec![("loss.svg", plot.into_bytes())])?; // whole or not at all
     let secs = started.0.elapsed().as_secs_f64();
     let steps_run = (trainer.step - started.1).max(1);
     report.event(
