@@ -185,17 +185,23 @@ async function adapterName(fallback) {
   } catch (e) { return fallback; }
 }
 
-// A one-store IndexedDB: db('get', key) and db('put', key, value).
+// A one-store IndexedDB: db('get', key) and db('put', key, value). A checkpoint is one record
+// written in one transaction, so it switches whole: a reload or crash mid-write aborts the
+// transaction and leaves the previous record as it was. A put resolves only when its
+// transaction has committed ('strict': flushed to disk where the browser offers that).
 function db(op, key, value) {
   return new Promise((resolve, reject) => {
     const open = indexedDB.open('kiln', 1);
     open.onupgradeneeded = () => open.result.createObjectStore('checkpoints');
     open.onerror = () => reject(open.error);
     open.onsuccess = () => {
-      const tx = open.result.transaction('checkpoints', op === 'get' ? 'readonly' : 'readwrite');
+      const write = op !== 'get';
+      const tx = open.result.transaction('checkpoints', write ? 'readwrite' : 'readonly', { durability: 'strict' });
       const store = tx.objectStore('checkpoints');
-      const req = op === 'get' ? store.get(key) : store.put(value, key);
-      req.onsuccess = () => resolve(req.result);
+      const req = write ? store.put(value, key) : store.get(key);
+      if (write) tx.oncomplete = () => resolve();
+      else req.onsuccess = () => resolve(req.result);
+      tx.onabort = () => reject(tx.error || new Error('the write was aborted'));
       req.onerror = () => reject(req.error);
     };
   });
