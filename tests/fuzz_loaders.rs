@@ -166,3 +166,23 @@ fn the_fuzzer_does_change_things() {
     let changed = (0..100).filter(|_| mutate(&x, &mut rng) != x).count();
     assert!(changed > 80, "only {changed} of 100 mutations changed the input");
 }
+
+#[test]
+fn what_the_fuzzer_found_stays_fixed() {
+    // Round 630 of the first run: a tokenizer.json broken inside its decoder made the tokenizers
+    // crate panic (an `expect` in its decoder deserializer) instead of erring.
+    let good = seed().tokenizer_json;
+    let at = good.find("\"decoder\"").expect("the seed has a decoder entry");
+    for broken in [
+        "\"decoder\": {\"type\": \"Fuse\",, ",
+        "\"decoder\": {\"type\": [",
+        "\"decoder\": {\"type\": \"Nope\"}, \"x\": ",
+    ] {
+        let bytes = format!("{}{broken}{}", &good[..at], &good[at..]).into_bytes();
+        let mut files: HashMap<&str, Vec<u8>> = seed().to_files().into_iter().collect();
+        files.insert("tokenizer.json", bytes.clone());
+        check(&format!("decoder {broken}"), bytes.len(), || kiln::tokenizer::Tokenizer::from_json(&bytes));
+        let err = Checkpoint::from_files(|n| files.get(n).cloned()).err().expect("refused");
+        assert!(err.contains("tokenizer"), "{err}");
+    }
+}
