@@ -10,7 +10,7 @@
 
 use crate::config::ModelConfig;
 use crate::cpu::Rng;
-use crate::gpt::{block_forward, embed, final_norm, Attention, BlockActs, GpuWeights, Rec};
+use crate::gpt::{block_acts, block_forward, embed, final_norm, Attention, BlockActs, GpuWeights, Rec};
 use crate::gpu::params::*;
 use crate::gpu::{Gpu, GpuTensor, Grid, Kernel, Kernels, Program};
 use crate::model::{WPE, WTE};
@@ -184,33 +184,20 @@ impl Generator {
     /// The forward pass over one sequence of a whole block (1, T), storing each layer's keys and
     /// values in the cache: no final norm or LM head (the prompt's last token is decoded).
     fn build_prefill(&self, gpu: &Gpu) -> Prefill {
-        let (c, nh, t) = (self.cfg.n_embd, self.cfg.n_head, self.cfg.block_size);
-        let z = |label: &str, len: usize| GpuTensor::zeros(gpu, label, len);
-        let (tokens, x, proj) = (z("prompt tokens", t), z("prompt x", t * c), z("prompt proj", t * c));
-        // One block's activations shared by every layer; the residual stream `x` is each block's
-        // input and output, as in the decode program.
-        let acts = BlockActs {
-            ln1: z("prompt ln1", t * c),
-            ln1_mean: z("prompt mean", t),
-            ln1_rstd: z("prompt rstd", t),
-            qkv: z("prompt qkv", 3 * t * c),
-            atty: z("prompt atty", t * c),
-            att: z("prompt att", nh * t * t),
-            residual2: z("prompt res2", t * c),
-            ln2: z("prompt ln2", t * c),
-            ln2_mean: z("prompt mean", t),
-            ln2_rstd: z("prompt rstd", t),
-            fch: z("prompt fch", 4 * t * c),
-            fch_gelu: z("prompt fch_gelu", 4 * t * c),
-            residual3: x.clone(),
-        };
+        let (c, t) = (self.cfg.n_embd, self.cfg.block_size);
+        let mut z = |label: &str, len: usize| GpuTensor::zeros(gpu, &format!("prompt {label}"), len);
+        let (tokens, proj) = (z("tokens", t), z("proj", t * c));
+        // One block's activations for (1, T), shared by every layer; the residual stream `x` is
+        // each block's input and output (`residual3`), as in the decode program.
+        let acts = block_acts(&mut z, &self.cfg, 1, t);
+        let x = acts.residual3.clone();
         let mut r = Rec::new(gpu, &self.kernels, &self.no_bias.buffer);
         embed(&mut r, &self.weights, &x, &tokens, 1, t);
         for (l, (cache_k, cache_v)) in self.caches.iter().enumerate() {
             let attention = Attention::Prefill { t, cache_k, cache_v };
             block_forward(&mut r, &self.weights, l, &x, &acts, &proj, t, &attention, None);
         }
-        Prefill { tokens, program: r.prog, _acts: acts, _buffers: vec![x, proj] }
+        Prefill { tokens, program: r.prog, _acts: acts, _buffers: vec![proj] }
     }
 
     fn submit(&mut self, gpu: &Gpu, token: u32) {

@@ -62,6 +62,9 @@ pub struct Trainer {
     /// Steps completed so far.
     pub step: usize,
     eval: Vec<(Vec<u32>, Vec<u32>)>,
+    /// Watches the skipped steps at each log step; `diverged` holds its verdict.
+    skips: SkipWatch,
+    diverged: Option<String>,
 }
 
 impl Trainer {
@@ -80,7 +83,7 @@ impl Trainer {
         let model = GpuGpt::new(gpu, cfg, params, train.batch_size, train.seq_len, &train)?;
         let eval = data.eval_batches(eval_count, train.batch_size, train.seq_len, train.seed);
         let rng = Rng::new(train.seed);
-        Ok(Trainer { model, train, data, rng, step: 0, eval })
+        Ok(Trainer { model, train, data, rng, step: 0, eval, skips: SkipWatch::new(0), diverged: None })
     }
 
     pub fn done(&self) -> bool {
@@ -104,7 +107,17 @@ impl Trainer {
         self.model.upload_batch(gpu, &inputs, &targets);
         let lr = self.lr();
         self.step += 1;
-        self.model.train_step(gpu, self.step, lr, &self.train, read_loss).await
+        let loss = self.model.train_step(gpu, self.step, lr, &self.train, read_loss).await?;
+        if loss.is_some() {
+            self.diverged = self.skips.observe(self.step, self.skipped_steps(), self.train.lr).err();
+        }
+        Ok(loss)
+    }
+
+    /// Err with the message to stop on once every step for `SKIPPED_IN_A_ROW_LIMIT` steps or
+    /// more was skipped (as of the last step that read its loss back): the run has diverged.
+    pub fn diverged(&self) -> Result<(), String> {
+        self.diverged.clone().map_or(Ok(()), Err)
     }
 
     /// Steps so far whose update was skipped (their loss or gradient norm was not finite), as
@@ -140,6 +153,7 @@ impl Trainer {
         trainer.model.write_adam_state(gpu, &state.adam_m, &state.adam_v)?;
         trainer.rng = Rng::new(state.rng_state);
         trainer.step = state.step;
+        trainer.skips = SkipWatch::new(state.step);
         Ok(trainer)
     }
 

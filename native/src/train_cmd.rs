@@ -300,7 +300,6 @@ pub fn train_loop(
     let started = (Instant::now(), trainer.step);
     let mut last = (Instant::now(), trainer.step);
     let mut val_loss = history.val.last().map(|v| v.1);
-    let mut skips = kiln::train::SkipWatch::new(trainer.step);
     while !trainer.done() {
         let step = trainer.step + 1;
         let at = |every: usize| every > 0 && step.is_multiple_of(every);
@@ -333,7 +332,7 @@ pub fn train_loop(
                        "tokens_per_s": tps.round(), "skipped": skipped}),
                 "",
             );
-            if let Err(why) = skips.observe(step, skipped, train.lr) {
+            if let Err(why) = trainer.diverged() {
                 report.finish_progress();
                 let saved = ["model.safetensors", "adapter_model.safetensors"].iter().any(|f| out.join(f).is_file());
                 return Err(if saved {

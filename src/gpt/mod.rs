@@ -136,7 +136,12 @@ pub(crate) fn describe_acts<T: Clone>(
     Acts { blocks, s, scratch }
 }
 
-fn block_acts<T>(alloc: &mut impl FnMut(&str, usize) -> T, cfg: &ModelConfig, b: usize, t: usize) -> BlockActs<T> {
+pub(crate) fn block_acts<T>(
+    alloc: &mut impl FnMut(&str, usize) -> T,
+    cfg: &ModelConfig,
+    b: usize,
+    t: usize,
+) -> BlockActs<T> {
     let (c, nh, n) = (cfg.n_embd, cfg.n_head, b * t);
     BlockActs {
         ln1: alloc("ln1", n * c),

@@ -191,7 +191,6 @@ async fn start(s: &mut State, config: &str) -> Result<JsValue, JsValue> {
     let info = json!({"task": task.name, "rows": rows, "val_rows": val_rows, "tokens": tokens, "val_tokens": val_tokens,
         "truncated": truncated, "batch": trainer.train.batch_size, "seq_len": trainer.train.seq_len,
         "steps": trainer.train.steps, "lr": trainer.train.lr, "tokens_per_step": trainer.tokens_per_step()});
-    run.skips = kiln::train::SkipWatch::new(trainer.step);
     run.trainer = Some(trainer);
     Ok(JsValue::from_str(&info.to_string()))
 }

@@ -40,23 +40,11 @@ pub(crate) struct Run {
     pub val_fraction: f32,
     /// The weights before the last fine-tuning, for the view of what it changed.
     pub tuned_from: Option<Vec<Vec<f32>>>,
-    /// Counts the steps whose update was skipped (loss or gradient norm not finite) and stops
-    /// a run of them, by the same rule as the CLI.
-    pub skips: kiln::train::SkipWatch,
 }
 
 impl Run {
     fn new(trainer: Trainer, tokenizer: Tokenizer, generator: kiln::sample::Generator, val_fraction: f32) -> Run {
-        let skips = kiln::train::SkipWatch::new(trainer.step);
-        Run {
-            cfg: trainer.model.cfg,
-            trainer: Some(trainer),
-            tokenizer,
-            generator,
-            val_fraction,
-            tuned_from: None,
-            skips,
-        }
+        Run { cfg: trainer.model.cfg, trainer: Some(trainer), tokenizer, generator, val_fraction, tuned_from: None }
     }
 
     fn trainer(&self) -> Result<&Trainer, JsValue> {
@@ -187,8 +175,7 @@ impl Session {
         with_state(&self.state, move |mut s| async move {
             let r = async {
                 let run = s.run.as_mut().ok_or_else(|| err("press Train first"))?;
-                let Run { trainer, skips, .. } = run;
-                let trainer = trainer.as_mut().ok_or_else(|| err(SAMPLE_ONLY))?;
+                let trainer = run.trainer.as_mut().ok_or_else(|| err(SAMPLE_ONLY))?;
                 let mut loss = None;
                 for i in 0..n {
                     if trainer.done() {
@@ -198,9 +185,7 @@ impl Session {
                     loss = trainer.step(&s.gpu, last).await.map_err(err)?;
                 }
                 let skipped = trainer.skipped_steps();
-                if loss.is_some() {
-                    skips.observe(trainer.step, skipped, trainer.train.lr).map_err(err)?;
-                }
+                trainer.diverged().map_err(err)?;
                 let loss = loss.filter(|l| l.is_finite());
                 Ok(JsValue::from_str(
                     &json!({"step": trainer.step, "loss": loss, "skipped": skipped, "lr": trainer.lr(),

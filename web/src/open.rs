@@ -105,15 +105,7 @@ impl Session {
             Err(why) => {
                 let weights = Rc::new(GpuWeights::upload(&state.gpu, cfg, layout, &ckpt.params).map_err(err)?);
                 let generator = Generator::new(&state.gpu, weights);
-                state.run = Some(Run {
-                    trainer: None,
-                    cfg,
-                    tokenizer,
-                    generator,
-                    val_fraction,
-                    tuned_from: None,
-                    skips: Default::default(),
-                });
+                state.run = Some(Run { trainer: None, cfg, tokenizer, generator, val_fraction, tuned_from: None });
                 json!({"params": kiln::model::num_params(&cfg), "vocab": cfg.vocab_size, "step": 0, "steps": 0,
                        "layers": cfg.n_layer, "heads": cfg.n_head, "trainable": false, "why": why})
                 .to_string()
