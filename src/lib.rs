@@ -3,6 +3,7 @@
 //! Data flows one way: text -> tokenizer -> data -> model on the GPU -> the front end's
 //! reporting. The core knows nothing of terminals or pages, files or clocks.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod corpus;

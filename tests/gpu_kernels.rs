@@ -6,7 +6,7 @@ use common::{assert_close, gpu, random, random_tokens};
 use kiln::cpu;
 use kiln::gpt::IGNORE;
 use kiln::gpu::params::*;
-use kiln::gpu::{grid_1d, Gpu, GpuTensor, Grid, Kernel, Kernels, Program};
+use kiln::gpu::{grid_1d, Gpu, GpuTensor, Grid, Kernel, KernelOptions, Kernels, MatmulVariant, Program};
 
 const RTOL: f32 = 1e-4;
 const ATOL: f32 = 1e-5;
@@ -21,6 +21,19 @@ impl Bench {
         let gpu = gpu()?;
         let kernels = Kernels::new(&gpu);
         Some(Bench { gpu, kernels })
+    }
+    /// One bench per matmul candidate this adapter can run, each with its own pipelines.
+    fn each_matmul() -> Vec<Bench> {
+        let Some(first) = gpu() else { return vec![] };
+        let fits: Vec<_> = MatmulVariant::CANDIDATES.iter().filter(|v| v.fits(&first.limits)).collect();
+        assert!(fits.len() >= 2, "the adapter fits only {} matmul candidates", fits.len());
+        fits.into_iter()
+            .map(|&matmul| {
+                let gpu = gpu().expect("the adapter went away");
+                let kernels = Kernels::with(&gpu, KernelOptions { matmul, ..Default::default() });
+                Bench { gpu, kernels }
+            })
+            .collect()
     }
     fn f(&self, data: &[f32]) -> GpuTensor {
         GpuTensor::from_f32(&self.gpu, "test", data)
@@ -42,7 +55,11 @@ impl Bench {
     fn matmul(&self, out: &GpuTensor, a: &GpuTensor, b: &GpuTensor, bias: Option<&GpuTensor>, p: MatmulParams) {
         let dummy = self.f(&[0.0]);
         let p = MatmulParams { has_bias: bias.is_some() as u32, ..p };
-        self.run(Kernel::Matmul, &p, &[out, a, b, bias.unwrap_or(&dummy)], [p.n.div_ceil(64), p.m.div_ceil(64), 1]);
+        let (kernel, grid) = self.kernels.matmul_launch(p.m, p.n);
+        let bufs = [&out.buffer, &a.buffer, &b.buffer, &bias.unwrap_or(&dummy).buffer];
+        let mut prog = Program::default();
+        prog.push(self.kernels.dispatch(&self.gpu, kernel, &p, &bufs, grid));
+        prog.submit(&self.gpu, &self.kernels);
     }
 }
 
@@ -135,11 +152,18 @@ fn layernorm_forward_and_backward() {
     }
 }
 
+/// Every matmul candidate: the simple kernel and each tile shape of the tiled one.
 #[test]
 fn matmul_forward_and_backward() {
-    let Some(g) = Bench::new() else { return };
-    // (N, C, OC): odd rows, widths below, at and across the 64-wide tile.
-    for &(n, c, oc) in &[(15, 48, 144), (70, 24, 96), (1, 16, 48), (129, 65, 67)] {
+    for g in Bench::each_matmul() {
+        println!("matmul variant {}", g.kernels.options.matmul);
+        matmul_forward_and_backward_on(&g);
+    }
+}
+
+fn matmul_forward_and_backward_on(g: &Bench) {
+    // (N, C, OC): odd rows, widths below, at and across every tile (up to 128 wide).
+    for &(n, c, oc) in &[(15, 48, 144), (70, 24, 96), (1, 16, 48), (129, 65, 67), (131, 9, 260)] {
         let (inp, w, bias) = (random(n * c, 14, 1.0), random(c * oc, 15, 1.0), random(oc, 16, 1.0));
         let mut out = vec![0.0; n * oc];
         cpu::matmul_forward(&mut out, &inp, &w, Some(&bias), n, c, oc);
@@ -197,7 +221,12 @@ fn matmul_forward_and_backward() {
 /// wte, the input gradient summed over chunks (accumulate), wte's gradient written at an offset.
 #[test]
 fn lm_head_through_matmul() {
-    let Some(g) = Bench::new() else { return };
+    for g in Bench::each_matmul() {
+        lm_head_through_matmul_on(&g);
+    }
+}
+
+fn lm_head_through_matmul_on(g: &Bench) {
     let (n, c, v) = (21, 48, 67);
     let (x, wte) = (random(n * c, 18, 1.0), random(v * c, 19, 1.0));
     let mut logits = vec![0.0; n * v];
@@ -262,6 +291,54 @@ fn attention_forward_and_backward() {
         g.run(Kernel::AttentionBackwardDpreatt, &dims, &[&dpre_g, &dout_g, &inp_g, &att_g], rows);
         g.run(Kernel::AttentionBackwardDqkv, &dims, &[&dinp_g, &dout_g, &inp_g, &att_g, &dpre_g], rows);
         assert_close("attention_backward dinp", &g.read(&dinp_g), &dinp, RTOL, ATOL);
+    }
+}
+
+/// The flash kernels against the same twin: out, each row's log-sum-exp (made here from the
+/// scores), and dq, dk, dv; on the awkward shapes and on rows across several 64-row tiles,
+/// head sizes not a multiple of 4, one row, and the widest head (64).
+#[test]
+fn attention_flash_forward_and_backward() {
+    let Some(g) = Bench::new() else { return };
+    let more = [(1, 130, 64, 1), (2, 67, 30, 2), (1, 1, 64, 1), (1, 200, 20, 4)];
+    for &(b, t, c, nh) in SHAPES.iter().chain(&more) {
+        let (n, hs) = (b * t, c / nh);
+        assert!(kiln::gpt::attention_is_flash(hs));
+        let inp = random(n * 3 * c, 31, 1.0);
+        let (mut out, mut att) = (vec![0.0; n * c], vec![0.0; b * nh * t * t]);
+        cpu::attention_forward(&mut out, &mut att, &inp, b, t, c, nh);
+        let mut lse = vec![0.0f32; b * nh * t];
+        for bb in 0..b {
+            for h in 0..nh {
+                for t1 in 0..t {
+                    let q = &inp[(bb * t + t1) * 3 * c + h * hs..][..hs];
+                    let scores: Vec<f32> = (0..=t1)
+                        .map(|t2| {
+                            let k = &inp[(bb * t + t2) * 3 * c + c + h * hs..][..hs];
+                            q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() / (hs as f32).sqrt()
+                        })
+                        .collect();
+                    let m = scores.iter().cloned().fold(f32::MIN, f32::max);
+                    lse[(bb * nh + h) * t + t1] = m + scores.iter().map(|s| (s - m).exp()).sum::<f32>().ln();
+                }
+            }
+        }
+        let (out_g, lse_g, inp_g) = (g.f(&random(n * c, 32, 1.0)), g.f(&random(b * nh * t, 33, 1.0)), g.f(&inp));
+        let dims = [b as u32, t as u32, c as u32, nh as u32];
+        let tiles = [t.div_ceil(64) as u32, (b * nh) as u32, 1];
+        g.run(Kernel::AttentionForwardFlash, &dims, &[&out_g, &lse_g, &inp_g], tiles);
+        assert_close("attention_forward_flash out", &g.read(&out_g), &out, RTOL, ATOL);
+        assert_close("attention_forward_flash lse", &g.read(&lse_g), &lse, RTOL, ATOL);
+
+        let dout = random(n * c, 34, 1.0);
+        let mut dinp = vec![0.0; n * 3 * c];
+        cpu::attention_backward(&mut dinp, &dout, &inp, &att, b, t, c, nh);
+        let (dinp_g, delta_g, dout_g) =
+            (g.f(&random(n * 3 * c, 35, 1.0)), g.f(&random(b * nh * t, 36, 1.0)), g.f(&dout));
+        let out_g = g.f(&out);
+        g.run(Kernel::AttentionBackwardDq, &dims, &[&dinp_g, &delta_g, &dout_g, &inp_g, &out_g, &lse_g], tiles);
+        g.run(Kernel::AttentionBackwardDkv, &dims, &[&dinp_g, &dout_g, &inp_g, &lse_g, &delta_g], tiles);
+        assert_close("attention flash backward dinp", &g.read(&dinp_g), &dinp, RTOL, ATOL);
     }
 }
 

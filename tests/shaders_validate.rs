@@ -47,3 +47,20 @@ fn params_and_workgroup_sizes_match_the_shaders() {
         assert_eq!(*span as usize, params_size(kernel), "{name}: Params sizes differ between WGSL and Rust");
     }
 }
+
+/// Every matmul candidate's source (matmul_tiled.wgsl with its tile constants rewritten)
+/// validates, and really is rewritten: its workgroup size is the candidate's.
+#[test]
+fn every_matmul_variant_validates() {
+    use kiln::gpu::MatmulVariant;
+    for v in MatmulVariant::CANDIDATES {
+        let MatmulVariant::Tiled { wx, wy, .. } = *v else { continue };
+        let source = v.tiled_source().unwrap();
+        let module =
+            naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| panic!("{v}: {}", e.emit_to_string(&source)));
+        let mut validator =
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
+        validator.validate(&module).unwrap_or_else(|e| panic!("{v}: {e:?}"));
+        assert_eq!(module.entry_points[0].workgroup_size, [wx, wy, 1], "{v}: the constants were not rewritten");
+    }
+}

@@ -73,6 +73,8 @@ worker.onmessage = ({ data: m }) => {
       $('topp').value = m.defaults.sample.top_p;
       $('length').value = m.defaults.sample.tokens;
       document.querySelector('[data-testid=adapter-name]').textContent = m.adapter + (m.software ? ' (software fallback: slow)' : '');
+      document.querySelector('[data-testid=adapter-name]').title = `matmul kernel ${m.tuning.matmul}` + (m.tuning.timed ? ' (timed trial just now)' : ' (chosen by an earlier trial)');
+      document.querySelector('[data-testid=adapter-name]').dataset.trial = JSON.stringify(m.tuning.trial_ms ?? null);
       $('preset').replaceChildren(...options(m.presets.map((p) => p.name)));
       $('preset').value = m.defaults.preset;
       applyPreset(m.defaults.preset);
@@ -140,6 +142,7 @@ worker.onmessage = ({ data: m }) => {
         ui.history.train.push([m.step, m.loss]);
       }
       $('tps').textContent = Math.round(m.tps).toLocaleString('en-US').replace(/,/g, ' ');
+      if (m.firstStep !== null && m.firstStep !== undefined) $('first-step').textContent = `${m.firstStep.toFixed(1)} s`;
       // Steps whose loss or gradient norm was not finite: their updates were skipped.
       $('skipped').hidden = !m.skipped;
       $('skipped').textContent = m.skipped ? `${m.skipped} step${m.skipped === 1 ? '' : 's'} skipped (loss not finite)` : '';
@@ -163,7 +166,7 @@ worker.onmessage = ({ data: m }) => {
     case 'reset':
       ft.newModel(null);
       ui.history = { train: [], val: [] }; ui.firstLoss = null; chart();
-      for (const id of ['loss', 'val', 'tps', 'eta']) $(id).textContent = '–';
+      for (const id of ['loss', 'val', 'tps', 'eta', 'first-step']) $(id).textContent = '–';
       $('step').textContent = '0'; $('bar').value = 0; $('sample').textContent = '';
       status('ready', 'ready'); buttons('ready');
       break;

@@ -11,6 +11,7 @@ let settings = null;  // {steps, evalEvery, sampleEvery, ...}
 let paused = false;
 let DEFAULTS = null;  // the core's defaults (kiln::config::defaults_json), read once
 let chosenModel = null; // {names, contents}: the files of "Open model", kept between inspect and load
+let trainPressed = null; // when the last Train command came: the first step's wait is timed from it
 
 const post = (type, data = {}) => postMessage({ type, ...data });
 const fail = (e) => post('error', { message: String(e && e.message || e) });
@@ -23,13 +24,14 @@ async function start() {
     return;
   }
   try {
-    session = await Session.create();
+    session = await openSession();
   } catch (e) {
     post('no-webgpu', { reason: `WebGPU is present but gave no usable GPU adapter (${e}).` });
     return;
   }
   const saved = await db('get', 'latest').catch(() => null);
   post('ready', { adapter: await adapterName(session.adapter()), software: session.is_software(), limits: JSON.parse(session.limits()),
+                  tuning: JSON.parse(session.tuning()),
                   presets: JSON.parse(presets()), defaults: DEFAULTS, saved: saved ? { step: saved.step, steps: saved.steps } : null });
 }
 
@@ -46,6 +48,7 @@ async function handle(m) {
     switch (m.cmd) {
       case 'plan': post('plan', { plan: JSON.parse(session.plan(JSON.stringify(m.config))) }); break;
       case 'train': {
+        trainPressed = performance.now();
         corpus = m.text || default_corpus();
         settings = m.config;
         const info = JSON.parse(session.start(corpus, JSON.stringify(m.config)));
@@ -137,7 +140,10 @@ async function loop() {
       const t1 = performance.now();
       const tps = (chunk * r.tokens_per_step) / ((t1 - t0) / 1000);
       t0 = t1;
-      post('step', { step: r.step, loss: r.loss, skipped: r.skipped, lr: r.lr, tps, done: r.done, steps: settings.steps });
+      // Seconds from Train to the end of the first step (model built, pipelines compiled).
+      const firstStep = trainPressed === null ? null : (t1 - trainPressed) / 1000;
+      trainPressed = null;
+      post('step', { step: r.step, loss: r.loss, skipped: r.skipped, lr: r.lr, tps, done: r.done, steps: settings.steps, firstStep });
       const at = (every) => every > 0 && r.step % every === 0;
       if (at(settings.evalEvery) || r.done) {
         post('eval', { step: r.step, val: await session.evaluate() });
@@ -158,10 +164,20 @@ async function loop() {
   }
 }
 
+// A session on the GPU, with the matmul variant a timed trial chose for this adapter on an
+// earlier visit (kept in IndexedDB beside the checkpoints), or a new trial's, then kept.
+async function openSession() {
+  const kept = await db('get', 'tuning').catch(() => null);
+  const s = await Session.create(kept ? JSON.stringify(kept) : undefined);
+  const tuning = JSON.parse(s.tuning());
+  if (tuning.timed) await db('put', 'tuning', tuning).catch(() => {});
+  return s;
+}
+
 // After a failure (a lost GPU device, say): a fresh device, and the saved run offered again.
 async function recover() {
   try {
-    session = await Session.create();
+    session = await openSession();
     const saved = await db('get', 'latest').catch(() => null);
     post('recovered', { saved: saved ? { step: saved.step, steps: saved.steps } : null });
   } catch (e) {

@@ -13,6 +13,20 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub kernels: KernelArgs,
+}
+
+/// How the GPU kernels are built, for every command.
+#[derive(Args, Clone, Default)]
+pub struct KernelArgs {
+    /// Matrix-product kernel: "auto" (a timed trial on first use of this adapter, then cached),
+    /// "simple", or a tile shape WXxWY:TMxTN:BK such as 16x16:4x4:16
+    #[arg(long, global = true, default_value = "auto")]
+    pub matmul: String,
+    /// Keep wgpu's runtime bounds checks in the shaders (slower; for chasing a kernel bug)
+    #[arg(long, global = true)]
+    pub checked: bool,
 }
 
 #[derive(Subcommand)]
@@ -255,6 +269,34 @@ pub struct BenchArgs {
     pub vocab: usize,
     #[arg(long)]
     pub json: bool,
+    /// Print the memory the model would hold (and whether it fits this adapter), then stop
+    #[arg(long)]
+    pub plan: bool,
+    /// Time one operation instead of a training step: matmul (with --m --n --k) or attention
+    /// (with --batch --heads --block --head-dim); prints one JSON line per program
+    #[arg(long, value_enum)]
+    pub op: Option<BenchOp>,
+    #[arg(long, default_value_t = 1024)]
+    pub m: usize,
+    #[arg(long, default_value_t = 1024)]
+    pub n: usize,
+    #[arg(long, default_value_t = 1024)]
+    pub k: usize,
+    /// Read A (K, M) transposed, as a weight gradient does
+    #[arg(long)]
+    pub trans_a: bool,
+    /// Read B (N, K) transposed, as an input gradient does
+    #[arg(long)]
+    pub trans_b: bool,
+    /// Channels per attention head
+    #[arg(long, default_value_t = 64)]
+    pub head_dim: usize,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum BenchOp {
+    Matmul,
+    Attention,
 }
 
 #[derive(Args, Clone)]

@@ -5,19 +5,25 @@ use crate::args::BenchArgs;
 use crate::train_cmd::default_preset;
 use kiln::config::{preset, TrainConfig};
 use kiln::gpt::{GpuGpt, Layout, Mode};
-use kiln::gpu::{by_kernel, Gpu};
+use kiln::gpu::by_kernel;
 use kiln::plan::MemoryPlan;
 use serde_json::json;
 use std::time::Instant;
 
 pub fn run(a: BenchArgs) -> Result<(), String> {
+    if let Some(op) = a.op {
+        return crate::bench_op::run(&a, op);
+    }
     if a.steps == 0 {
         return Err("--steps must be at least 1".into());
     }
     if let Some(p) = &a.shape.preset {
         preset(p)?;
     }
-    let gpu = pollster::block_on(Gpu::new())?;
+    // From here to the end of the first step: what a person waits before training moves
+    // (adapter, pipelines, buffers, the first step itself).
+    let start = Instant::now();
+    let gpu = crate::gpu_open::open()?;
     let name = a.shape.preset.clone().unwrap_or_else(|| default_preset(&gpu).to_string());
     let p = preset(&name)?;
     // The preset gives the shape; single options override it, as in `kiln train`.
@@ -28,6 +34,10 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
     train.validate(&cfg)?;
     let layout = Layout::for_limits(&gpu.limits);
     let plan = MemoryPlan::new(&cfg, b, t, Mode::Train, &layout);
+    if a.plan {
+        println!("{name} shape, batch {b} x block {t}: holds {}", plan.summary());
+        return plan.check(&gpu.limits).map(|()| println!("fits this adapter ({gpu})"));
+    }
     plan.check(&gpu.limits)?;
     let params = kiln::cpu::init_params(&cfg, 1);
     let model = GpuGpt::new(&gpu, cfg, &params, b, t, &train)?;
@@ -36,7 +46,9 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
     model.upload_batch(&gpu, &tokens, &tokens);
 
     let warmup = 3;
-    for s in 1..=warmup {
+    pollster::block_on(model.train_step(&gpu, 1, 1e-4, &train, true))?;
+    let first_step_s = start.elapsed().as_secs_f64();
+    for s in 2..=warmup {
         pollster::block_on(model.train_step(&gpu, s, 1e-4, &train, s == warmup))?;
     }
     let before = model.traffic.get();
@@ -65,7 +77,7 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
             "{}",
             json!({"event": "bench", "preset": name, "params": kiln::model::num_params(&cfg), "batch": b, "block": t,
             "vocab": cfg.vocab_size, "steps": a.steps, "ms_per_step": ms, "tokens_per_s": tokens_per_s, "tflops": tflops,
-            "submits_per_step": submits, "readback_bytes_per_step": bytes, "adapter": gpu.to_string(), "kernels": per_kernel,
+            "submits_per_step": submits, "start_to_first_step_s": first_step_s, "readback_bytes_per_step": bytes, "adapter": gpu.to_string(), "kernels": per_kernel,
             "memory_bytes": plan.total_bytes(), "weight_bytes": plan.weight_bytes, "optimizer_bytes": plan.optimizer_bytes,
             "activation_bytes": plan.activation_bytes})
         );
@@ -81,6 +93,7 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
         cfg.vocab_size
     );
     println!("{ms:.1} ms/step, {tokens_per_s:.0} tokens/s, {tflops:.4} TFLOP/s over {} steps", a.steps);
+    println!("{first_step_s:.2} s from start to the end of the first step");
     println!("{submits:.2} queue submits per step, {bytes:.2} bytes read back per step");
     println!("holds {}", plan.summary());
     match kernels {

@@ -44,7 +44,7 @@ fn eval_text(a: &EvalArgs, data: &Path, ckpt: &Checkpoint, tokenizer: &Tokenizer
     let (text, source) = read_corpus(Some(data))?;
     let tokens = tokenizer.encode(&text)?;
     check_vocab(tokens.iter().copied(), ckpt.cfg.vocab_size)?;
-    let gpu = pollster::block_on(Gpu::new())?;
+    let gpu = crate::gpu_open::open()?;
     let weights = upload(&gpu, ckpt)?;
     let (loss, windows) = pollster::block_on(kiln::train::text_loss(&gpu, weights, &tokens, a.batch))?;
     let predicted = windows * ckpt.cfg.block_size;
@@ -76,7 +76,7 @@ fn eval_task(a: &EvalArgs, task: &Path, ckpt: &Checkpoint, tokenizer: &Tokenizer
     }
     kiln::task::check_tokens(tokenizer, ckpt.cfg.vocab_size, &examples)?;
     kiln::task::check_tokens(tokenizer, ckpt.cfg.vocab_size, &pool)?;
-    let gpu = pollster::block_on(Gpu::new())?;
+    let gpu = crate::gpu_open::open()?;
     let weights = upload(&gpu, ckpt)?;
     let opts = EvalOptions { shots: a.shots, seed: a.seed, batch: a.batch };
     let bar = if a.json { ProgressBar::hidden() } else { ProgressBar::new(examples.len() as u64) };

@@ -11,7 +11,6 @@ use crate::input::{read_task, run_folder_name};
 use crate::report::Reporter;
 use crate::train_cmd::{resume, train_loop, History, Settings};
 use kiln::config::{ModelConfig, RunSettings, TrainConfig};
-use kiln::gpu::Gpu;
 use kiln::lora::LoraConfig;
 use kiln::task::{split_validation, TaskData};
 use kiln::tokenizer::Tokenizer;
@@ -64,7 +63,7 @@ pub fn run(a: FinetuneArgs) -> Result<(), String> {
         sample_every: a.sample_every,
         checkpoint_every: a.checkpoint_every,
     };
-    let gpu = pollster::block_on(Gpu::new())?;
+    let gpu = crate::gpu_open::open()?;
     let trainer = Trainer::new(&gpu, ckpt.cfg, train, TrainData::Task(data), &ckpt.params, 0)?;
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(run_folder_name("finetune")));
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create the run folder {}: {e}", out.display()))?;

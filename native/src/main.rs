@@ -4,9 +4,11 @@
 
 mod args;
 mod bench_cmd;
+mod bench_op;
 mod checkpoint_io;
 mod eval_cmd;
 mod finetune_cmd;
+mod gpu_open;
 mod input;
 mod plot;
 mod report;
@@ -32,6 +34,10 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Err(e) = gpu_open::configure(cli.kernels.clone()) {
+        eprintln!("kiln: {e}");
+        std::process::exit(2);
+    }
     let result = match cli.command {
         args::Command::Train(a) => train_cmd::run(*a),
         args::Command::Finetune(a) => finetune_cmd::run(*a),
@@ -49,9 +55,11 @@ fn main() {
 }
 
 fn info() -> Result<(), String> {
-    let gpu = pollster::block_on(kiln::gpu::Gpu::new())?;
+    let gpu = crate::gpu_open::open()?;
     println!("adapter: {gpu}");
     println!("driver: {} {}", gpu.info.driver, gpu.info.driver_info);
+    let (matmul, how) = gpu_open::matmul_choice(&gpu);
+    println!("matmul kernel: {matmul} ({how})");
     println!("features: {:?}", gpu.features);
     println!("limits: {:#?}", gpu.limits);
     Ok(())

@@ -3,7 +3,6 @@
 use crate::args::SampleArgs;
 use crate::checkpoint_io;
 use kiln::gpt::{GpuWeights, Layout, Mode};
-use kiln::gpu::Gpu;
 use kiln::plan::MemoryPlan;
 use kiln::sample::{Generator, SampleOptions};
 use kiln::tokenizer::Tokenizer;
@@ -19,7 +18,7 @@ pub fn run(a: SampleArgs) -> Result<(), String> {
     }
     let ckpt = checkpoint_io::load(&a.checkpoint)?;
     let tokenizer = Tokenizer::from_json(ckpt.tokenizer_json.as_bytes())?;
-    let gpu = pollster::block_on(Gpu::new())?;
+    let gpu = crate::gpu_open::open()?;
     let layout = Layout::for_limits(&gpu.limits);
     MemoryPlan::new(&ckpt.cfg, 1, 1, Mode::Eval, &layout).check(&gpu.limits)?;
     let weights = Rc::new(GpuWeights::upload(&gpu, ckpt.cfg, layout, &ckpt.params)?);

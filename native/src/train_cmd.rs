@@ -92,7 +92,7 @@ fn fresh(a: TrainArgs) -> Result<(), String> {
         Some(ckpt) => Tokenizer::from_json(ckpt.tokenizer_json.as_bytes())?,
         None => make_tokenizer(&a.tokenizer, &text)?,
     };
-    let gpu = pollster::block_on(Gpu::new())?;
+    let gpu = crate::gpu_open::open()?;
     let preset_name = match &a.init {
         Some(dir) => format!("init from {}", dir.display()),
         None => a.shape.preset.clone().unwrap_or_else(|| default_preset(&gpu).to_string()),
@@ -181,7 +181,7 @@ pub fn resume(dir: &Path, json: bool, stop_after: Option<usize>) -> Result<(), S
             (Dataset::new(tokenizer.encode(&text)?, settings.val_fraction, state.train.seq_len)?.into(), source)
         }
     };
-    let gpu = pollster::block_on(Gpu::new())?;
+    let gpu = crate::gpu_open::open()?;
     let trainer = Trainer::resume(&gpu, cfg, &state, data, &params, settings.eval_batches)?;
     if let Some(adapters) = adapters {
         trainer.model.write_adapters(&gpu, &adapters)?;

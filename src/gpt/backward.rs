@@ -5,6 +5,7 @@
 //! Legend: N = B*T rows, C channels, V vocabulary. The residual stream's gradient lives in
 //! `dresidual`; layernorm backward kernels add into it, so the program clears it first.
 
+use super::attention::{attention_backward, AttentionBufs, AttentionGrads};
 use super::forward::{lm_head_chunk, Rec};
 use super::{GpuGpt, GpuWeights};
 use crate::gpu::params::*;
@@ -85,20 +86,9 @@ impl GpuGpt {
             self.layernorm_backward(&mut r, base, p.ln_2_w, &a.residual2, &a.ln2_mean, &a.ln2_rstd);
             // Attention projection: out = atty @ W + b.
             linear(&mut r, (&d.datty, &d.dresidual, &a.atty), p.attn_proj_w, c, c);
-            let dims = AttentionParams { b: u(b), t: u(t), c: u(c), nh: u(nh) };
-            let rows = Grid::Threads(b * nh * t);
-            r.push(
-                Kernel::AttentionBackwardDpreatt,
-                dims,
-                &[&d.dpreatt.buffer, &d.datty.buffer, &a.qkv.buffer, &a.att.buffer],
-                rows,
-            );
-            r.push(
-                Kernel::AttentionBackwardDqkv,
-                dims,
-                &[&d.dqkv.buffer, &d.datty.buffer, &a.qkv.buffer, &a.att.buffer, &d.dpreatt.buffer],
-                rows,
-            );
+            let x = AttentionBufs { qkv: &a.qkv.buffer, out: &a.atty.buffer, kept: &a.att.buffer };
+            let g = AttentionGrads { dout: &d.datty.buffer, dqkv: &d.dqkv.buffer, scratch: &d.dpreatt.buffer };
+            attention_backward(&mut r, &x, &g, [b, t, c, nh]);
             // Fused q,k,v projection: qkv = ln1 @ W + b.
             linear(&mut r, (&d.dln, &d.dqkv, &a.ln1), p.c_attn_w, c, 3 * c);
             self.layernorm_backward(&mut r, base, p.ln_1_w, res_in, &a.ln1_mean, &a.ln1_rstd);

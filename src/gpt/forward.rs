@@ -4,6 +4,7 @@
 //!
 //! Legend: N rows (B*T when training, 1 when decoding), C channels, NH heads, V vocabulary.
 
+use super::attention::{attention_forward, AttentionBufs};
 use super::{BlockActs, GpuLora, GpuWeights, VocabChunk};
 use crate::gpu::params::*;
 use crate::gpu::{Gpu, GpuTensor, Grid, Kernel, Kernels, Program};
@@ -36,9 +37,9 @@ impl<'a> Rec<'a> {
         b: &wgpu::Buffer,
         bias: Option<&wgpu::Buffer>,
     ) {
-        let grid = Grid::Tiles([p.n.div_ceil(64), p.m.div_ceil(64), 1]);
+        let (kernel, grid) = self.k.matmul_launch(p.m, p.n);
         let p = MatmulParams { has_bias: bias.is_some() as u32, ..p };
-        self.push(Kernel::Matmul, p, &[out, a, b, bias.unwrap_or(self.no_bias)], grid);
+        self.push(kernel, p, &[out, a, b, bias.unwrap_or(self.no_bias)], grid);
     }
 
     /// out (N) = a (K) @ op(b) (+ bias) for one row; see matvec.wgsl.
@@ -91,7 +92,7 @@ impl<'a> Rec<'a> {
 /// How a block's attention finds its keys and values.
 pub(crate) enum Attention<'a> {
     /// Causal attention within each of B sequences of T rows; the probabilities are kept in
-    /// the block's `att` (B, NH, T, T) for the backward pass.
+    /// the block's `att` for the backward pass (see attention.rs).
     Full { b: usize, t: usize },
     /// One new position (`cursor` = token, position) appended to a KV cache of `max_t` rows
     /// and attending over it; `att` (NH, maxT) keeps its probabilities for the page's views.
@@ -129,22 +130,12 @@ pub(crate) fn block_forward(
     linear(r, &a.qkv, &a.ln1, p.c_attn_w, [n, c, 3 * c]);
     match attention {
         Attention::Full { b, t } => {
-            let params = AttentionParams { b: u(*b), t: u(*t), c: u(c), nh: u(nh) };
-            r.push(
-                Kernel::AttentionForward,
-                params,
-                &[&a.atty.buffer, &a.att.buffer, &a.qkv.buffer],
-                Grid::Threads(b * nh * t),
-            );
+            let bufs = AttentionBufs { qkv: &a.qkv.buffer, out: &a.atty.buffer, kept: &a.att.buffer };
+            attention_forward(r, &bufs, [*b, *t, c, nh]);
         }
         Attention::Prefill { t, cache_k, cache_v } => {
-            let params = AttentionParams { b: 1, t: u(*t), c: u(c), nh: u(nh) };
-            r.push(
-                Kernel::AttentionForward,
-                params,
-                &[&a.atty.buffer, &a.att.buffer, &a.qkv.buffer],
-                Grid::Threads(nh * t),
-            );
+            let bufs = AttentionBufs { qkv: &a.qkv.buffer, out: &a.atty.buffer, kept: &a.att.buffer };
+            attention_forward(r, &bufs, [1, *t, c, nh]);
             let bufs = [&cache_k.buffer, &cache_v.buffer, &a.qkv.buffer];
             r.push(Kernel::KvStoreRows, KvStoreRowsParams { c: u(c), rows: u(*t) }, &bufs, Grid::Threads(t * c));
         }

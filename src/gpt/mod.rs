@@ -14,12 +14,14 @@ use crate::gpu::{Gpu, GpuTensor, Grid, Kernel, Kernels, Program};
 use std::rc::Rc;
 
 mod adapters;
+pub(crate) mod attention;
 mod backward;
 mod forward;
 mod layout;
 mod weights;
 
 pub use adapters::GpuLora;
+pub use attention::is_flash as attention_is_flash;
 pub(crate) use forward::{block_forward, embed, final_norm, Attention, Rec};
 pub use layout::{Layout, VocabChunk};
 pub use weights::{GpuWeights, Split};
@@ -43,7 +45,7 @@ pub(crate) struct BlockActs<T> {
     pub ln1_rstd: T,  // (N)
     pub qkv: T,       // (N, 3C)
     pub atty: T,      // (N, C)
-    pub att: T,       // (B, NH, T, T)
+    pub att: T,       // (B, NH, T): log-sum-exp of each row's scores, or (B, NH, T, T), see attention.rs
     pub residual2: T, // (N, C)
     pub ln2: T,       // (N, C)
     pub ln2_mean: T,  // (N)
@@ -77,7 +79,7 @@ pub(crate) struct Scratch<T> {
     pub dln: T,       // (N, C)
     pub datty: T,     // (N, C)
     pub dqkv: T,      // (N, 3C)
-    pub dpreatt: T,   // (B, NH, T, T)
+    pub dpreatt: T,   // (B, NH, T) deltas, or (B, NH, T, T) score gradients, see attention.rs
     pub dfch_gelu: T, // (N, 4C)
     pub dfch: T,      // (N, 4C)
     pub partials: T,  // (slots): grad-norm partial sums
@@ -127,7 +129,7 @@ pub(crate) fn describe_acts<T: Clone>(
         dln: alloc("dln", n * c),
         datty: alloc("datty", n * c),
         dqkv: alloc("dqkv", n * 3 * c),
-        dpreatt: alloc("dpreatt", b * nh * t * t),
+        dpreatt: alloc("attention scratch", attention::kept_words(b, nh, t, c / nh).1),
         dfch_gelu: alloc("dfch_gelu", n * 4 * c),
         dfch: alloc("dfch", n * 4 * c),
         partials: alloc("grad_norm_partials", grad_norm_partials(cfg, layout)),
@@ -143,13 +145,14 @@ pub(crate) fn block_acts<T>(
     t: usize,
 ) -> BlockActs<T> {
     let (c, nh, n) = (cfg.n_embd, cfg.n_head, b * t);
+    let (kept, _) = attention::kept_words(b, nh, t, c / nh);
     BlockActs {
         ln1: alloc("ln1", n * c),
         ln1_mean: alloc("ln1_mean", n),
         ln1_rstd: alloc("ln1_rstd", n),
         qkv: alloc("qkv", n * 3 * c),
         atty: alloc("atty", n * c),
-        att: alloc("att", b * nh * t * t),
+        att: alloc("att", kept),
         residual2: alloc("residual2", n * c),
         ln2: alloc("ln2", n * c),
         ln2_mean: alloc("ln2_mean", n),

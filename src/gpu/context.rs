@@ -17,6 +17,8 @@ pub struct Gpu {
     failure: Arc<Mutex<Option<String>>>,
     /// Every compute pipeline, compiled on first use and shared by all models on this device.
     kernels: std::cell::OnceCell<std::rc::Rc<super::Kernels>>,
+    /// What `kernels` is built with; set by the front end before first use.
+    options: std::cell::Cell<super::KernelOptions>,
 }
 
 /// What a person sees when there is no usable GPU, with what to do about it.
@@ -63,12 +65,36 @@ impl Gpu {
             let f = failure.clone();
             device.on_uncaptured_error(Arc::new(move |e| keep(&f, format!("GPU error: {e}"))));
         }
-        Ok(Gpu { device, queue, info, limits, features, failure, kernels: Default::default() })
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            failure,
+            kernels: Default::default(),
+            options: Default::default(),
+        })
     }
 
     /// The compiled pipelines of every kernel (compiled once per device, on first use).
     pub fn kernels(&self) -> std::rc::Rc<super::Kernels> {
-        self.kernels.get_or_init(|| std::rc::Rc::new(super::Kernels::new(self))).clone()
+        self.kernels.get_or_init(|| std::rc::Rc::new(super::Kernels::with(self, self.options.get()))).clone()
+    }
+
+    /// Chooses the kernel variants and checks every model on this device will use. Refused once
+    /// the pipelines exist (models built before would disagree with those built after).
+    pub fn set_kernel_options(&self, options: super::KernelOptions) -> Result<(), String> {
+        if options.matmul != super::MatmulVariant::Simple && !options.matmul.fits(&self.limits) {
+            return Err(format!("matmul variant {} does not fit this adapter's workgroup limits", options.matmul));
+        }
+        match self.kernels.get() {
+            Some(k) if k.options != options => Err("kernel options are set before the first model is built".into()),
+            _ => {
+                self.options.set(options);
+                Ok(())
+            }
+        }
     }
 
     /// The device loss or GPU error seen so far, if any. Once set, results computed since are

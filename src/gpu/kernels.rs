@@ -4,6 +4,7 @@
 //! (`shaders/layernorm_forward.wgsl` ~ `cpu::layernorm_forward`). Bindings follow one rule:
 //! binding 0 is the kernel's `Params` uniform, then the buffers in the CPU twin's argument order.
 
+use super::variants::{KernelOptions, MatmulVariant};
 use super::{tensor::uniform, Gpu};
 
 macro_rules! kernels {
@@ -36,11 +37,15 @@ kernels! {
     LayernormBackwardDinp => "layernorm_backward_dinp", 64;
     LayernormBackwardDparams => "layernorm_backward_dparams", 64;
     Matmul => "matmul", 256;
+    MatmulTiled => "matmul_tiled", 128;
     Matvec => "matvec", 64;
     MatmulBackwardBias => "matmul_backward_bias", 64;
     AttentionForward => "attention_forward", 64;
     AttentionBackwardDpreatt => "attention_backward_dpreatt", 64;
     AttentionBackwardDqkv => "attention_backward_dqkv", 64;
+    AttentionForwardFlash => "attention_forward_flash", 64;
+    AttentionBackwardDq => "attention_backward_dq", 64;
+    AttentionBackwardDkv => "attention_backward_dkv", 64;
     GeluForward => "gelu_forward", 256;
     GeluBackward => "gelu_backward", 256;
     ResidualForward => "residual_forward", 256;
@@ -59,6 +64,14 @@ kernels! {
 impl Kernel {
     pub fn source(self) -> &'static str {
         SHADERS[self as usize].1
+    }
+
+    /// Whether native builds may compile this kernel without wgpu's runtime bounds checks:
+    /// kernels whose every index is guarded by their own tests of the sizes in `Params`, and
+    /// which the GPU-vs-CPU tests run on awkward shapes. The decoding kernels, which index by
+    /// a cursor the GPU holds, keep their checks.
+    pub fn trusted(self) -> bool {
+        !matches!(self, Kernel::DecodeEmbed | Kernel::KvAppend | Kernel::AttentionDecode | Kernel::KvStoreRows)
     }
 }
 
@@ -84,35 +97,65 @@ impl Grid {
     }
 }
 
-/// All compute pipelines, built once per device.
+/// All compute pipelines of one device, each compiled on first use (a model compiles only the
+/// kernels it records, and start-up does not wait for the rest).
 pub struct Kernels {
-    pipelines: Vec<wgpu::ComputePipeline>,
+    device: wgpu::Device,
+    pipelines: Vec<std::cell::OnceCell<wgpu::ComputePipeline>>,
+    pub options: KernelOptions,
 }
 
 impl Kernels {
+    /// The pipelines, with the default options.
     pub fn new(gpu: &Gpu) -> Kernels {
-        let pipelines = Kernel::ALL
-            .iter()
-            .map(|k| {
-                let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(k.name()),
-                    source: wgpu::ShaderSource::Wgsl(k.source().into()),
-                });
-                gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(k.name()),
-                    layout: None,
-                    module: &module,
-                    entry_point: Some(k.name()),
-                    compilation_options: Default::default(),
-                    cache: None,
-                })
-            })
-            .collect();
-        Kernels { pipelines }
+        Kernels::with(gpu, KernelOptions::default())
     }
 
+    /// The pipelines; matmul_tiled.wgsl as `options.matmul` shapes it (the default tile when
+    /// the simple kernel is chosen, so that both can always be dispatched).
+    pub fn with(gpu: &Gpu, options: KernelOptions) -> Kernels {
+        let pipelines = Kernel::ALL.iter().map(|_| Default::default()).collect();
+        Kernels { device: gpu.device.clone(), pipelines, options }
+    }
+
+    /// The kernel's pipeline, compiled now if this is its first use.
     pub fn pipeline(&self, k: Kernel) -> &wgpu::ComputePipeline {
-        &self.pipelines[k as usize]
+        self.pipelines[k as usize].get_or_init(|| self.compile(k))
+    }
+
+    fn compile(&self, k: Kernel) -> wgpu::ComputePipeline {
+        let source = match (k, self.options.matmul) {
+            (Kernel::MatmulTiled, v @ MatmulVariant::Tiled { .. }) => v.tiled_source(),
+            (Kernel::MatmulTiled, _) => MatmulVariant::DEFAULT.tiled_source(),
+            _ => None,
+        };
+        let source = source.map_or(k.source().into(), Into::into);
+        let desc = wgpu::ShaderModuleDescriptor { label: Some(k.name()), source: wgpu::ShaderSource::Wgsl(source) };
+        let module = if k.trusted() && !self.options.checked && !cfg!(target_arch = "wasm32") {
+            // SAFETY: a trusted kernel guards every index with the sizes its `Params` gives, and
+            // the GPU-vs-CPU tests run each on awkward shapes (see `Kernel::trusted`).
+            unsafe { self.device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+        } else {
+            self.device.create_shader_module(desc)
+        };
+        self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(k.name()),
+            layout: None,
+            module: &module,
+            entry_point: Some(k.name()),
+            compilation_options: Default::default(),
+            cache: None,
+        })
+    }
+
+    /// The kernel and grid that compute out (M, N) = op(A) @ op(B) with these options.
+    pub fn matmul_launch(&self, m: u32, n: u32) -> (Kernel, Grid) {
+        let kernel = match self.options.matmul {
+            MatmulVariant::Simple => Kernel::Matmul,
+            MatmulVariant::Tiled { .. } => Kernel::MatmulTiled,
+        };
+        let (bm, bn) = self.options.matmul.tile();
+        (kernel, Grid::Tiles([n.div_ceil(bn), m.div_ceil(bm), 1]))
     }
 
     /// Builds one dispatch: the kernel's `Params` uniform from `params` (a `#[repr(C)]` struct

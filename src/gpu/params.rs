@@ -36,14 +36,17 @@ params! {
     RowsParams for [LayernormForward, LayernormBackwardDinp, LayernormBackwardDparams] { n: u32, c: u32 }
     /// out[out_offset..] (=, or += with accumulate) op(a[a_offset..]) @ op(b[b_offset..]) (+ bias).
     /// With `scaled` the product is multiplied by `scale` (LoRA's alpha / rank) before the bias.
-    MatmulParams for [Matmul] {
+    MatmulParams for [Matmul, MatmulTiled] {
         m: u32, n: u32, k: u32, trans_a: u32, trans_b: u32, has_bias: u32,
         accumulate: u32, a_offset: u32, b_offset: u32, out_offset: u32, scaled: u32, scale: f32
     }
     /// out[out_offset..][N] = a (K) @ op(b[b_offset..]) (+ bias): one row, see matvec.wgsl.
     MatvecParams for [Matvec] { n: u32, k: u32, trans_b: u32, has_bias: u32, b_offset: u32, out_offset: u32 }
     BiasBackwardParams for [MatmulBackwardBias] { n: u32, oc: u32 }
-    AttentionParams for [AttentionForward, AttentionBackwardDpreatt, AttentionBackwardDqkv] {
+    AttentionParams for [
+        AttentionForward, AttentionBackwardDpreatt, AttentionBackwardDqkv,
+        AttentionForwardFlash, AttentionBackwardDq, AttentionBackwardDkv
+    ] {
         b: u32, t: u32, c: u32, nh: u32
     }
     /// An elementwise kernel over n values.

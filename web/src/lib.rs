@@ -12,7 +12,7 @@ use kiln::checkpoint::Checkpoint;
 use kiln::config::{ModelConfig, RunSettings, TrainConfig, DEFAULT_PRESET};
 use kiln::data::Dataset;
 use kiln::gpt::{Layout, Mode};
-use kiln::gpu::Gpu;
+use kiln::gpu::{Gpu, KernelOptions, MatmulVariant};
 use kiln::plan::MemoryPlan;
 use kiln::sample::SampleOptions;
 use kiln::tokenizer::Tokenizer;
@@ -62,6 +62,40 @@ pub struct Session {
     limits: Value,
     /// The adapter's limits, for memory plans made while the GPU is busy.
     gpu_limits: wgpu::Limits,
+    /// The matmul variant in use and how it was chosen, as JSON (see `tuning`).
+    tuning: Value,
+}
+
+/// Seconds from the page's time origin (`performance.now()` where there is one).
+fn now_s() -> f64 {
+    let get = |o: &JsValue, k: &str| js_sys::Reflect::get(o, &JsValue::from_str(k)).ok();
+    let perf = get(&js_sys::global(), "performance").filter(|p| p.is_object());
+    let ms = perf.and_then(|p| {
+        let f: js_sys::Function = get(&p, "now")?.dyn_into().ok()?;
+        f.call0(&p).ok()?.as_f64()
+    });
+    ms.unwrap_or_else(js_sys::Date::now) / 1e3
+}
+
+/// The matmul variant for this adapter: the one in `saved` (JSON the worker kept from an earlier
+/// trial, {"key", "matmul"}) when it was made on this adapter, else a timed trial's.
+async fn choose_matmul(gpu: &Gpu, saved: Option<String>) -> Value {
+    let key = kiln::gpu::tune::adapter_key(gpu);
+    let saved: Option<Value> = saved.and_then(|s| serde_json::from_str(&s).ok());
+    let cached = saved
+        .filter(|v| v["key"] == key.as_str())
+        .and_then(|v| MatmulVariant::parse(v["matmul"].as_str()?).ok())
+        .filter(|v| v.fits(&gpu.limits));
+    if let Some(v) = cached {
+        return json!({"key": key, "matmul": v.to_string(), "timed": false});
+    }
+    match kiln::gpu::tune::time_matmul_candidates(gpu, false, &now_s).await {
+        Ok(times) if !times.is_empty() => {
+            let ms: serde_json::Map<_, _> = times.iter().map(|(v, s)| (v.to_string(), json!(s * 1e3))).collect();
+            json!({"key": key, "matmul": times[0].0.to_string(), "timed": true, "trial_ms": ms})
+        }
+        _ => json!({"key": key, "matmul": MatmulVariant::DEFAULT.to_string(), "timed": false}),
+    }
 }
 
 fn err(e: impl std::fmt::Display) -> JsValue {
@@ -89,10 +123,16 @@ where
 
 #[wasm_bindgen]
 impl Session {
-    /// Opens the GPU. Fails with a readable reason where WebGPU has no adapter.
-    pub async fn create() -> Result<Session, JsValue> {
+    /// Opens the GPU and chooses its matmul variant (`tuning`: what `tuning()` gave on an
+    /// earlier visit, if the page kept it). Fails with a readable reason where WebGPU has no
+    /// adapter.
+    pub async fn create(tuning: Option<String>) -> Result<Session, JsValue> {
         console_error_panic_hook_lite();
         let gpu = Gpu::new().await.map_err(err)?;
+        let tuning = choose_matmul(&gpu, tuning).await;
+        let matmul =
+            tuning["matmul"].as_str().and_then(|s| MatmulVariant::parse(s).ok()).unwrap_or(MatmulVariant::DEFAULT);
+        gpu.set_kernel_options(KernelOptions { matmul, checked: false }).map_err(err)?;
         let l = &gpu.limits;
         let limits = json!({"max_storage_buffer_binding_size": l.max_storage_buffer_binding_size,
             "max_buffer_size": l.max_buffer_size, "max_storage_buffers_per_shader_stage": l.max_storage_buffers_per_shader_stage,
@@ -102,8 +142,15 @@ impl Session {
             software: gpu.is_software(),
             limits,
             gpu_limits: gpu.limits.clone(),
+            tuning,
             state: Rc::new(RefCell::new(Some(State { gpu, run: None, task: None }))),
         })
+    }
+
+    /// The matmul variant in use, as JSON: {"key" (the adapter), "matmul", "timed" (a trial
+    /// ran now: the page keeps this for the next visit), "trial_ms" (each candidate's time)}.
+    pub fn tuning(&self) -> String {
+        self.tuning.to_string()
     }
 
     pub fn adapter(&self) -> String {

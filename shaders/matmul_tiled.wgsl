@@ -1,0 +1,127 @@
+// matmul_tiled: out = op(A) @ op(B) (+ bias), register-tiled; the same product, parameters and
+// bindings as matmul.wgsl (see there for the layouts, offsets, accumulate and scale), faster.
+// Legend: M rows of out, N columns of out, K the shared dimension.
+// Twins: cpu::matmul_forward and cpu::matmul_backward, as for matmul.wgsl.
+// A workgroup of WX x WY invocations computes a BM x BN tile of out (BM = WY*TM, BN = WX*TN),
+// walking K in steps of BK: both operands' slices are staged through workgroup memory (read
+// along the stored matrix's contiguous dimension, whatever the transposition), then each
+// invocation keeps TM x TN sums in registers and, per step of k, reads TM/4 + TN/4 vec4s for
+// TM*TN multiply-adds. Vec4 reads of workgroup memory are one wide load on a GPU, and on CPU
+// rasterisers one lane-by-lane gather for four values instead of four. An invocation owns
+// blocks of 4 rows strided by WY blocks, and blocks of 4 columns strided by WX blocks, so
+// neighbouring invocations read neighbouring workgroup words.
+// The constants below are one variant; `gpu::MatmulVariant` writes the others (TM and TN
+// multiples of 4; every variant is validated by naga and tested against the CPU twin).
+
+const WX: u32 = 16u;
+const WY: u32 = 8u;
+const TM: u32 = 8u;
+const TN: u32 = 4u;
+const BK: u32 = 16u;
+
+const BM: u32 = WY * TM;
+const BN: u32 = WX * TN;
+const THREADS: u32 = WX * WY;
+const TM4: u32 = TM / 4u;
+const TN4: u32 = TN / 4u;
+
+struct Params {
+    m: u32, n: u32, k: u32, trans_a: u32, trans_b: u32, has_bias: u32,
+    accumulate: u32, a_offset: u32, b_offset: u32, out_offset: u32, scaled: u32, scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>; // (M, N)
+@group(0) @binding(2) var<storage, read> a: array<f32>;         // (M, K) or (K, M)
+@group(0) @binding(3) var<storage, read> b: array<f32>;         // (K, N) or (N, K)
+@group(0) @binding(4) var<storage, read> bias: array<f32>;      // (N), read only if has_bias
+
+var<workgroup> a_tile: array<vec4<f32>, BK * BM / 4u>; // [BK][BM / 4]: 4 rows at one k
+var<workgroup> b_tile: array<vec4<f32>, BK * BN / 4u>; // [BK][BN / 4]: 4 columns at one k
+
+fn load_a(row: u32, kk: u32) -> f32 {
+    if (row >= p.m || kk >= p.k) { return 0.0; }
+    if (p.trans_a == 1u) { return a[p.a_offset + kk * p.m + row]; }
+    return a[p.a_offset + row * p.k + kk];
+}
+
+fn load_b(kk: u32, col: u32) -> f32 {
+    if (kk >= p.k || col >= p.n) { return 0.0; }
+    if (p.trans_b == 1u) { return b[p.b_offset + col * p.k + kk]; }
+    return b[p.b_offset + kk * p.n + col];
+}
+
+// Adds this invocation's sums for 4 rows x 4 columns from (row, col) into out, as the epilogue
+// says (scale, bias, accumulate), skipping what falls outside (M, N).
+fn store4(row: u32, col: u32, v: vec4<f32>) {
+    if (row >= p.m) { return; }
+    for (var jj = 0u; jj < 4u; jj++) {
+        let c = col + jj;
+        if (c < p.n) {
+            var x = v[jj];
+            if (p.scaled == 1u) { x *= p.scale; }
+            if (p.has_bias == 1u) { x += bias[c]; }
+            let o = p.out_offset + row * p.n + c;
+            if (p.accumulate == 1u) { x += out[o]; }
+            out[o] = x;
+        }
+    }
+}
+
+@compute @workgroup_size(WX, WY)
+fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row0 = wid.y * BM;
+    let col0 = wid.x * BN;
+    let tid = lid.y * WX + lid.x;
+    // acc[(i4 * 4 + ii) * TN4 + j4]: row block i4, row ii within it, column block j4.
+    var acc: array<vec4<f32>, TM * TN4>;
+    var a4: array<vec4<f32>, TM4>;
+    var b4: array<vec4<f32>, TN4>;
+    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+        // The tiles, THREADS values at a time (a fixed count, so that compilers unroll it: every
+        // variant's tile is a multiple of THREADS); consecutive invocations take consecutive
+        // words of the stored matrix (along K when it is row-major in K, along M or N otherwise).
+        for (var l = 0u; l < BK * BM / THREADS; l++) {
+            let e = tid + l * THREADS;
+            var row = e / BK;
+            var kk = e % BK;
+            if (p.trans_a == 1u) {
+                row = e % BM;
+                kk = e / BM;
+            }
+            a_tile[kk * (BM / 4u) + row / 4u][row % 4u] = load_a(row0 + row, k0 + kk);
+        }
+        for (var l = 0u; l < BK * BN / THREADS; l++) {
+            let e = tid + l * THREADS;
+            var col = e % BN;
+            var kk = e / BN;
+            if (p.trans_b == 1u) {
+                col = e / BK;
+                kk = e % BK;
+            }
+            b_tile[kk * (BN / 4u) + col / 4u][col % 4u] = load_b(k0 + kk, col0 + col);
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            for (var i4 = 0u; i4 < TM4; i4++) { a4[i4] = a_tile[kk * (BM / 4u) + lid.y + i4 * WY]; }
+            for (var j4 = 0u; j4 < TN4; j4++) { b4[j4] = b_tile[kk * (BN / 4u) + lid.x + j4 * WX]; }
+            for (var i4 = 0u; i4 < TM4; i4++) {
+                for (var ii = 0u; ii < 4u; ii++) {
+                    for (var j4 = 0u; j4 < TN4; j4++) {
+                        let s = (i4 * 4u + ii) * TN4 + j4;
+                        acc[s] = fma(vec4<f32>(a4[i4][ii]), b4[j4], acc[s]);
+                    }
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var i4 = 0u; i4 < TM4; i4++) {
+        for (var ii = 0u; ii < 4u; ii++) {
+            let row = row0 + (lid.y + i4 * WY) * 4u + ii;
+            for (var j4 = 0u; j4 < TN4; j4++) {
+                store4(row, col0 + (lid.x + j4 * WX) * 4u, acc[(i4 * 4u + ii) * TN4 + j4]);
+            }
+        }
+    }
+}

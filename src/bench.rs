@@ -1,0 +1,101 @@
+//! Micro-benchmarks of single operations, recorded exactly as training records them (the same
+//! `Rec` calls, so the variant a model would use is the one timed): a matrix product and causal
+//! attention forward and backward. The core builds the programs; the front end owns the clock.
+
+use crate::gpt::attention::{attention_backward, attention_forward, AttentionBufs, AttentionGrads};
+use crate::gpt::Rec;
+use crate::gpu::params::{u, MatmulParams};
+use crate::gpu::{Gpu, GpuTensor, Kernels, Program};
+
+/// One timed operation: its program, and what one run of it must compute and move at least.
+pub struct OpBench {
+    /// Its output, whose read-back marks the end of the runs before it.
+    pub out: GpuTensor,
+    pub name: &'static str,
+    pub program: Program,
+    /// Floating-point operations of one run (a multiply-add counts two).
+    pub flops: f64,
+    /// Bytes one run must read and write at least (each input once, each output once).
+    pub bytes: f64,
+    /// The kernels one run launches, in order.
+    pub kernels: Vec<&'static str>,
+    /// Keeps the buffers alive as long as the program.
+    _buffers: Vec<GpuTensor>,
+}
+
+fn filled(gpu: &Gpu, label: &str, len: usize, seed: u64) -> GpuTensor {
+    let mut rng = crate::cpu::Rng::new(seed);
+    let data: Vec<f32> = (0..len).map(|_| rng.normal() * 0.5).collect();
+    GpuTensor::from_f32(gpu, label, &data)
+}
+
+/// `buffers[0]` is the program's output.
+fn finish(name: &'static str, r: Rec, flops: f64, bytes: f64, buffers: Vec<GpuTensor>) -> OpBench {
+    let kernels = r.prog.dispatches.iter().map(|d| d.kernel.name()).collect();
+    OpBench { name, out: buffers[0].clone(), program: r.prog, flops, bytes, kernels, _buffers: buffers }
+}
+
+/// out (M, N) = op(A) @ op(B), with A (M, K) or (K, M) when `trans_a`, B (K, N) or (N, K)
+/// when `trans_b`: the three products of a linear layer's forward and backward.
+pub fn matmul(gpu: &Gpu, shape: [usize; 3], trans_a: bool, trans_b: bool) -> OpBench {
+    matmul_with(gpu, &gpu.kernels(), shape, trans_a, trans_b)
+}
+
+/// `matmul` with the given pipelines (a variant under trial) instead of the device's.
+pub fn matmul_with(gpu: &Gpu, kernels: &Kernels, [m, n, k]: [usize; 3], trans_a: bool, trans_b: bool) -> OpBench {
+    let (a, b) = (filled(gpu, "bench a", m * k, 1), filled(gpu, "bench b", k * n, 2));
+    let (out, no_bias) = (GpuTensor::zeros(gpu, "bench out", m * n), GpuTensor::zeros(gpu, "no bias", 1));
+    let mut r = Rec::new(gpu, kernels, &no_bias.buffer);
+    let p = MatmulParams {
+        m: u(m),
+        n: u(n),
+        k: u(k),
+        trans_a: trans_a as u32,
+        trans_b: trans_b as u32,
+        ..Default::default()
+    };
+    r.matmul(p, &out.buffer, &a.buffer, &b.buffer, None);
+    let (flops, bytes) = (2.0 * (m * n * k) as f64, 4.0 * (m * k + k * n + m * n) as f64);
+    finish("matmul", r, flops, bytes, vec![out, a, b, no_bias.clone()])
+}
+
+/// Causal attention of B sequences of T rows, NH heads of `hs` channels: the forward pass and
+/// the backward pass as two programs (the backward pass reads what the forward pass kept).
+/// Each causal T x T product of hs-long dot products is B NH T(T+1)/2 hs multiply-adds: the
+/// forward pass does 2 (scores, weighted values), the backward pass 5 (the scores again, dV,
+/// dP, dQ, dK), whichever kernels do them.
+pub fn attention(gpu: &Gpu, [b, nh, t, hs]: [usize; 4]) -> [OpBench; 2] {
+    let kernels = gpu.kernels();
+    let c = nh * hs;
+    let (kept, scratch) = crate::gpt::attention::kept_words(b, nh, t, hs);
+    let qkv = filled(gpu, "bench qkv", b * t * 3 * c, 1);
+    let dout = filled(gpu, "bench dout", b * t * c, 2);
+    let z = |label, len| GpuTensor::zeros(gpu, label, len);
+    let (out, att, dqkv, dpre, no_bias) = (
+        z("bench out", b * t * c),
+        z("bench att", kept),
+        z("bench dqkv", b * t * 3 * c),
+        z("bench scratch", scratch),
+        z("no bias", 1),
+    );
+    let x = AttentionBufs { qkv: &qkv.buffer, out: &out.buffer, kept: &att.buffer };
+    let g = AttentionGrads { dout: &dout.buffer, dqkv: &dqkv.buffer, scratch: &dpre.buffer };
+    let shape = [b, t, c, nh];
+    // One causal T x T product of hs-long dot products: B NH T(T+1)/2 hs multiply-adds.
+    let product = 2.0 * (b * nh * t * (t + 1) / 2 * hs) as f64;
+    let mut fwd = Rec::new(gpu, &kernels, &no_bias.buffer);
+    attention_forward(&mut fwd, &x, shape);
+    let mut bwd = Rec::new(gpu, &kernels, &no_bias.buffer);
+    attention_backward(&mut bwd, &x, &g, shape);
+    let io = (b * t * c) as f64 * 4.0;
+    let name = if crate::gpt::attention::is_flash(hs) {
+        ["attention forward (flash)", "attention backward (flash)"]
+    } else {
+        ["attention forward", "attention backward"]
+    };
+    let keep = vec![out.clone(), qkv.clone(), att.clone(), no_bias.clone()];
+    [
+        finish(name[0], fwd, 2.0 * product, io * 4.0, keep),
+        finish(name[1], bwd, 5.0 * product, io * 7.0, vec![dqkv, qkv, dout, out, att, dpre, no_bias.clone()]),
+    ]
+}

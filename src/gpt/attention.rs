@@ -1,0 +1,82 @@
+//! Causal self-attention over a block's fused q,k,v projection, forward and backward: the one
+//! place that records the attention kernels, used by training, prefill and `kiln bench`.
+//!
+//! Two ways, chosen by head size: flash-style kernels (attention_forward_flash,
+//! attention_backward_dq, attention_backward_dkv) for heads of at most `FLASH_HS_MAX` channels,
+//! which keep only a log-sum-exp per row, so memory grows linearly in T; and the first kernels
+//! (attention_forward, attention_backward_dpreatt, attention_backward_dqkv) for wider heads,
+//! which keep the (B, NH, T, T) probabilities.
+//!
+//! Legend: B batch, T time, C channels, NH heads, hs = C/NH.
+
+use super::forward::Rec;
+use crate::gpu::params::*;
+use crate::gpu::{Grid, Kernel};
+
+/// The widest head the flash kernels take (their `HS_MAX`): GPT-2's 64 at every size.
+pub const FLASH_HS_MAX: usize = 64;
+/// Rows of queries (forward, dq) or keys (dkv) one flash workgroup takes (their `TQ` / `TKV`).
+const FLASH_ROWS: usize = 64;
+
+/// The buffers attention reads and writes, forward and backward.
+pub(crate) struct AttentionBufs<'a> {
+    pub qkv: &'a wgpu::Buffer, // (B, T, 3C)
+    pub out: &'a wgpu::Buffer, // (B, T, C)
+    /// What the forward pass keeps for the backward pass: the log-sum-exp (B, NH, T) of each
+    /// row's scores (flash), or the probabilities (B, NH, T, T).
+    pub kept: &'a wgpu::Buffer,
+}
+
+/// The backward pass's own buffers.
+pub(crate) struct AttentionGrads<'a> {
+    pub dout: &'a wgpu::Buffer, // (B, T, C)
+    pub dqkv: &'a wgpu::Buffer, // (B, T, 3C), written
+    /// Each row's delta (B, NH, T) (flash), or the score gradients (B, NH, T, T).
+    pub scratch: &'a wgpu::Buffer,
+}
+
+/// Whether heads of `hs` channels take the flash kernels.
+pub fn is_flash(hs: usize) -> bool {
+    hs <= FLASH_HS_MAX
+}
+
+/// Words of what the forward pass keeps per layer, and of the backward pass's scratch.
+pub(crate) fn kept_words(b: usize, nh: usize, t: usize, hs: usize) -> (usize, usize) {
+    if is_flash(hs) {
+        (b * nh * t, b * nh * t)
+    } else {
+        (b * nh * t * t, b * nh * t * t)
+    }
+}
+
+fn dims(b: usize, t: usize, c: usize, nh: usize) -> AttentionParams {
+    AttentionParams { b: u(b), t: u(t), c: u(c), nh: u(nh) }
+}
+
+/// One flash workgroup per FLASH_ROWS rows of one (b, h).
+fn flash_grid(b: usize, t: usize, nh: usize) -> Grid {
+    Grid::Tiles([u(t.div_ceil(FLASH_ROWS)), u(b * nh), 1])
+}
+
+/// out = softmax(q k^T / sqrt(hs), causal) v, per head.
+pub(crate) fn attention_forward(r: &mut Rec, x: &AttentionBufs, [b, t, c, nh]: [usize; 4]) {
+    if is_flash(c / nh) {
+        r.push(Kernel::AttentionForwardFlash, dims(b, t, c, nh), &[x.out, x.kept, x.qkv], flash_grid(b, t, nh));
+    } else {
+        r.push(Kernel::AttentionForward, dims(b, t, c, nh), &[x.out, x.kept, x.qkv], Grid::Threads(b * nh * t));
+    }
+}
+
+/// dqkv from dout, given what the forward pass kept.
+pub(crate) fn attention_backward(r: &mut Rec, x: &AttentionBufs, d: &AttentionGrads, [b, t, c, nh]: [usize; 4]) {
+    let p = dims(b, t, c, nh);
+    if is_flash(c / nh) {
+        let grid = flash_grid(b, t, nh);
+        r.push(Kernel::AttentionBackwardDq, p, &[d.dqkv, d.scratch, d.dout, x.qkv, x.out, x.kept], grid);
+        r.push(Kernel::AttentionBackwardDkv, p, &[d.dqkv, d.dout, x.qkv, x.kept, d.scratch], grid);
+    } else {
+        let rows = Grid::Threads(b * nh * t);
+        r.push(Kernel::AttentionBackwardDpreatt, p, &[d.scratch, d.dout, x.qkv, x.kept], rows);
+        r.push(Kernel::AttentionBackwardDqkv, p, &[d.dqkv, d.dout, x.qkv, x.kept, d.scratch], rows);
+    }
+}

@@ -1,0 +1,125 @@
+//! Kernel variants and the options pipelines are built with: which matrix-product kernel and
+//! tile shape (chosen per adapter by a timed trial, see `tune`), and whether native shader
+//! modules keep wgpu's runtime bounds checks.
+//!
+//! A tiled variant is matmul_tiled.wgsl with its tile constants rewritten; every candidate is
+//! validated by naga and tested against the CPU twin like any kernel.
+
+use std::fmt;
+
+/// How matrix products are computed: the simple 64x64 kernel (matmul.wgsl), or the
+/// register-tiled one (matmul_tiled.wgsl) with a tile shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulVariant {
+    Simple,
+    /// WX x WY invocations, each owning TM x TN outputs, K staged BK at a time.
+    Tiled {
+        wx: u32,
+        wy: u32,
+        tm: u32,
+        tn: u32,
+        bk: u32,
+    },
+}
+
+impl MatmulVariant {
+    /// Used where no trial has chosen (the page, tests, a failed trial): the fastest on lavapipe
+    /// in this session's trial, and a usual shape for GPUs (128 invocations, 32 outputs each).
+    pub const DEFAULT: MatmulVariant = MatmulVariant::Tiled { wx: 16, wy: 8, tm: 8, tn: 4, bk: 16 };
+
+    /// What a trial times: the simple kernel and tile shapes sized for real GPUs (64 to 256
+    /// invocations, 4x4 to 8x8 outputs each) as well as for CPU rasterisers.
+    pub const CANDIDATES: &'static [MatmulVariant] = &[
+        MatmulVariant::Simple,
+        MatmulVariant::Tiled { wx: 16, wy: 16, tm: 4, tn: 4, bk: 16 },
+        MatmulVariant::Tiled { wx: 16, wy: 16, tm: 8, tn: 8, bk: 8 },
+        MatmulVariant::Tiled { wx: 16, wy: 8, tm: 8, tn: 4, bk: 16 },
+        MatmulVariant::Tiled { wx: 8, wy: 16, tm: 4, tn: 8, bk: 16 },
+        MatmulVariant::Tiled { wx: 8, wy: 8, tm: 8, tn: 8, bk: 16 },
+        MatmulVariant::Tiled { wx: 8, wy: 8, tm: 4, tn: 8, bk: 32 },
+    ];
+
+    /// Rows and columns of the output tile one workgroup computes.
+    pub fn tile(self) -> (u32, u32) {
+        match self {
+            MatmulVariant::Simple => (64, 64),
+            MatmulVariant::Tiled { wx, wy, tm, tn, .. } => (wy * tm, wx * tn),
+        }
+    }
+
+    /// Whether this adapter can run it: invocations per workgroup and workgroup memory.
+    pub fn fits(self, limits: &wgpu::Limits) -> bool {
+        let MatmulVariant::Tiled { wx, wy, tm, tn, bk } = self else { return true };
+        let (bm, bn) = self.tile();
+        // Outputs come in blocks of 4 (vec4s), and the tile loads take a fixed count of rounds
+        // (see matmul_tiled.wgsl).
+        tm % 4 == 0
+            && tn % 4 == 0
+            && (bk * bm) % (wx * wy) == 0
+            && (bk * bn) % (wx * wy) == 0
+            && wx * wy <= limits.max_compute_invocations_per_workgroup
+            && wx <= limits.max_compute_workgroup_size_x
+            && wy <= limits.max_compute_workgroup_size_y
+            && 4 * bk * (bm + bn) <= limits.max_compute_workgroup_storage_size
+    }
+
+    /// The WGSL source of a tiled variant: matmul_tiled.wgsl with its constants rewritten.
+    pub fn tiled_source(self) -> Option<String> {
+        let MatmulVariant::Tiled { wx, wy, tm, tn, bk } = self else { return None };
+        let base = super::Kernel::MatmulTiled.source();
+        let mut src = String::with_capacity(base.len());
+        for line in base.lines() {
+            let set = [("WX", wx), ("WY", wy), ("TM", tm), ("TN", tn), ("BK", bk)]
+                .into_iter()
+                .find(|(name, _)| line.starts_with(&format!("const {name}: u32 = ")));
+            match set {
+                Some((name, v)) => src.push_str(&format!("const {name}: u32 = {v}u;")),
+                None => src.push_str(line),
+            }
+            src.push('\n');
+        }
+        Some(src)
+    }
+
+    /// Reads what `Display` writes: "simple" or "16x8:8x4:16" (WXxWY:TMxTN:BK).
+    pub fn parse(s: &str) -> Result<MatmulVariant, String> {
+        if s == "simple" {
+            return Ok(MatmulVariant::Simple);
+        }
+        let bad = || format!("matmul variant '{s}' is neither 'simple' nor WXxWY:TMxTN:BK, such as 16x8:8x4:16");
+        let nums: Vec<u32> =
+            s.split([':', 'x']).map(|p| p.parse::<u32>().map_err(|_| bad())).collect::<Result<_, _>>()?;
+        let [wx, wy, tm, tn, bk] = nums[..] else { return Err(bad()) };
+        let ok = |v: u32, max: u32| (1..=max).contains(&v);
+        if !(ok(wx, 64) && ok(wy, 64) && ok(tm, 16) && ok(tn, 16) && ok(bk, 64)) {
+            return Err(format!(
+                "matmul variant '{s}': sizes out of range (threads 1-64 a side, outputs 1-16, BK 1-64)"
+            ));
+        }
+        Ok(MatmulVariant::Tiled { wx, wy, tm, tn, bk })
+    }
+}
+
+impl fmt::Display for MatmulVariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MatmulVariant::Simple => write!(f, "simple"),
+            MatmulVariant::Tiled { wx, wy, tm, tn, bk } => write!(f, "{wx}x{wy}:{tm}x{tn}:{bk}"),
+        }
+    }
+}
+
+/// What the pipelines are built with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelOptions {
+    pub matmul: MatmulVariant,
+    /// Keep wgpu's runtime bounds checks in native shader modules (the browser always keeps
+    /// its own). Off by default: every kernel guards its own indexing, as the tests show.
+    pub checked: bool,
+}
+
+impl Default for KernelOptions {
+    fn default() -> Self {
+        KernelOptions { matmul: MatmulVariant::DEFAULT, checked: false }
+    }
+}

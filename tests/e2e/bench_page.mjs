@@ -1,0 +1,40 @@
+// Times training in the page on this machine's WebGPU (SwiftShader without a GPU): the `tiny`
+// preset at its own batch and block on the page's default corpus. Prints one JSON line: seconds
+// from opening the page to "ready", from pressing Train to the first finished step, and the
+// tokens/s the page showed at the end. Not a test (no pass or fail): figures for BENCHMARKS.md.
+// Usage, after tests/e2e/run.sh has built everything once: node tests/e2e/bench_page.mjs [steps]
+import { launchBrowser, log, num, readouts, startServer, waitForState, WEBGPU_FLAGS } from './harness.mjs';
+
+const steps = Number(process.argv[2] ?? 30);
+const tid = (id) => `[data-testid="${id}"]`;
+const server = await startServer();
+const browser = await launchBrowser(WEBGPU_FLAGS);
+try {
+  const { page } = browser;
+  const opened = Date.now();
+  await page.goto(server.url);
+  const ready = await waitForState(page, 'ready', { timeoutMs: 120_000, failStates: ['no-webgpu', 'error'] });
+  const readyS = (Date.now() - opened) / 1000;
+  await page.selectOption(tid('preset-select'), 'tiny');
+  await page.fill(tid('steps-input'), String(steps));
+  const pressed = Date.now();
+  await page.click(tid('train-button'));
+  // Polled every 50 ms: the first step's readout, then the end of the run.
+  let r;
+  for (;;) {
+    r = await readouts(page);
+    if (num(r.step) >= 1 || r.state === 'error') break;
+    await new Promise((ok) => setTimeout(ok, 50));
+  }
+  const firstStepS = (Date.now() - pressed) / 1000;
+  const done = await waitForState(page, 'done', { timeoutMs: 1_800_000, failStates: ['error'] });
+  const shown = await page.evaluate(() => document.querySelector('[data-testid="first-step"]')?.textContent ?? null);
+  const matmul = await page.evaluate(() => document.querySelector('[data-testid="adapter-name"]')?.title ?? null);
+  const trialMs = await page.evaluate(() => JSON.parse(document.querySelector('[data-testid="adapter-name"]')?.dataset.trial ?? 'null'));
+  console.log(JSON.stringify({ event: 'bench_page', adapter: ready.adapter, preset: 'tiny', steps,
+    open_to_ready_s: readyS, train_to_first_step_s: firstStepS, first_step_shown: shown, matmul, trial_ms: trialMs, tokens_per_s: num(done.tps) }));
+} finally {
+  await browser.close();
+  await server.stop();
+  log('done');
+}
