@@ -177,7 +177,7 @@ impl Generator {
         let mut padded = tokens.to_vec();
         padded.resize(t, 0);
         prefill.tokens.write_u32(gpu, &padded);
-        prefill.program.submit(gpu, &self.kernels);
+        prefill.program.submit(gpu);
         self.context.extend_from_slice(tokens);
     }
 
@@ -203,7 +203,7 @@ impl Generator {
     fn submit(&mut self, gpu: &Gpu, token: u32) {
         let pos = self.context.len() as u32;
         self.cursor.write_u32(gpu, &[token, pos]);
-        self.program.submit(gpu, &self.kernels);
+        self.program.submit(gpu);
         self.context.push(token);
     }
 

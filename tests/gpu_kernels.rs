@@ -46,7 +46,21 @@ impl Bench {
         let bufs: Vec<_> = buffers.iter().map(|t| &t.buffer).collect();
         let mut prog = Program::default();
         prog.push(self.kernels.dispatch(&self.gpu, kernel, params, &bufs, Grid::Tiles(groups)));
-        prog.submit(&self.gpu, &self.kernels);
+        prog.submit(&self.gpu);
+    }
+    /// `run` with some of the kernel's constants rewritten.
+    fn run_specialised<P: bytemuck::Pod>(
+        &self,
+        kernel: Kernel,
+        consts: &[(&'static str, u32)],
+        params: &P,
+        buffers: &[&GpuTensor],
+        groups: [u32; 3],
+    ) {
+        let bufs: Vec<_> = buffers.iter().map(|t| &t.buffer).collect();
+        let mut prog = Program::default();
+        prog.push(self.kernels.dispatch_specialised(&self.gpu, kernel, consts, params, &bufs, Grid::Tiles(groups)));
+        prog.submit(&self.gpu);
     }
     fn read(&self, t: &GpuTensor) -> Vec<f32> {
         pollster::block_on(t.read_f32(&self.gpu)).unwrap()
@@ -59,7 +73,7 @@ impl Bench {
         let bufs = [&out.buffer, &a.buffer, &b.buffer, &bias.unwrap_or(&dummy).buffer];
         let mut prog = Program::default();
         prog.push(self.kernels.dispatch(&self.gpu, kernel, &p, &bufs, grid));
-        prog.submit(&self.gpu, &self.kernels);
+        prog.submit(&self.gpu);
     }
 }
 
@@ -323,22 +337,29 @@ fn attention_flash_forward_and_backward() {
                 }
             }
         }
-        let (out_g, lse_g, inp_g) = (g.f(&random(n * c, 32, 1.0)), g.f(&random(b * nh * t, 33, 1.0)), g.f(&inp));
-        let dims = [b as u32, t as u32, c as u32, nh as u32];
-        let tiles = [t.div_ceil(64) as u32, (b * nh) as u32, 1];
-        g.run(Kernel::AttentionForwardFlash, &dims, &[&out_g, &lse_g, &inp_g], tiles);
-        assert_close("attention_forward_flash out", &g.read(&out_g), &out, RTOL, ATOL);
-        assert_close("attention_forward_flash lse", &g.read(&lse_g), &lse, RTOL, ATOL);
+        // Compiled for the widest head (64), and for this head rounded up to a vec4, as
+        // training compiles them.
+        for hs_max in [64, hs.div_ceil(4) * 4] {
+            let consts = [("HS_MAX", hs_max as u32)];
+            let (out_g, lse_g, inp_g) = (g.f(&random(n * c, 32, 1.0)), g.f(&random(b * nh * t, 33, 1.0)), g.f(&inp));
+            let dims = [b as u32, t as u32, c as u32, nh as u32];
+            let tiles = [t.div_ceil(64) as u32, (b * nh) as u32, 1];
+            g.run_specialised(Kernel::AttentionForwardFlash, &consts, &dims, &[&out_g, &lse_g, &inp_g], tiles);
+            assert_close("attention_forward_flash out", &g.read(&out_g), &out, RTOL, ATOL);
+            assert_close("attention_forward_flash lse", &g.read(&lse_g), &lse, RTOL, ATOL);
 
-        let dout = random(n * c, 34, 1.0);
-        let mut dinp = vec![0.0; n * 3 * c];
-        cpu::attention_backward(&mut dinp, &dout, &inp, &att, b, t, c, nh);
-        let (dinp_g, delta_g, dout_g) =
-            (g.f(&random(n * 3 * c, 35, 1.0)), g.f(&random(b * nh * t, 36, 1.0)), g.f(&dout));
-        let out_g = g.f(&out);
-        g.run(Kernel::AttentionBackwardDq, &dims, &[&dinp_g, &delta_g, &dout_g, &inp_g, &out_g, &lse_g], tiles);
-        g.run(Kernel::AttentionBackwardDkv, &dims, &[&dinp_g, &dout_g, &inp_g, &lse_g, &delta_g], tiles);
-        assert_close("attention flash backward dinp", &g.read(&dinp_g), &dinp, RTOL, ATOL);
+            let dout = random(n * c, 34, 1.0);
+            let mut dinp = vec![0.0; n * 3 * c];
+            cpu::attention_backward(&mut dinp, &dout, &inp, &att, b, t, c, nh);
+            let (dinp_g, delta_g, dout_g) =
+                (g.f(&random(n * 3 * c, 35, 1.0)), g.f(&random(b * nh * t, 36, 1.0)), g.f(&dout));
+            let out_g = g.f(&out);
+            let bufs = [&dinp_g, &delta_g, &dout_g, &inp_g, &out_g, &lse_g];
+            g.run_specialised(Kernel::AttentionBackwardDq, &consts, &dims, &bufs, tiles);
+            let bufs = [&dinp_g, &dout_g, &inp_g, &lse_g, &delta_g];
+            g.run_specialised(Kernel::AttentionBackwardDkv, &consts, &dims, &bufs, tiles);
+            assert_close("attention flash backward dinp", &g.read(&dinp_g), &dinp, RTOL, ATOL);
+        }
     }
 }
 
@@ -490,7 +511,7 @@ fn grad_norm_clip_and_adamw() {
                 &[&step_u, &p_g.buffer, &grads_g[i].buffer, &m_g.buffer, &v_g.buffer, &norm_g.buffer],
                 Grid::Threads(size),
             ));
-            prog.submit(&g.gpu, &g.kernels);
+            prog.submit(&g.gpu);
         }
         assert_close("adamw param", &g.read(&p_g), &p, RTOL, ATOL);
         assert_close("adamw m", &g.read(&m_g), &m, RTOL, ATOL);
@@ -530,7 +551,7 @@ fn a_step_with_a_non_finite_loss_or_norm_is_skipped() {
         let mut prog = Program::default();
         let bufs = [&step_u, &p_g.buffer, &grad_g.buffer, &m_g.buffer, &v_g.buffer, &norm_g.buffer];
         prog.push(g.kernels.dispatch(&g.gpu, Kernel::AdamwUpdate, &params, &bufs, Grid::Threads(size)));
-        prog.submit(&g.gpu, &g.kernels);
+        prog.submit(&g.gpu);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let (p, m, v) = (g.read(&p_g), g.read(&m_g), g.read(&v_g));
         if skip {

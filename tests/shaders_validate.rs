@@ -64,3 +64,21 @@ fn every_matmul_variant_validates() {
         assert_eq!(module.entry_points[0].workgroup_size, [wx, wy, 1], "{v}: the constants were not rewritten");
     }
 }
+
+/// The flash attention kernels validate with every head size they are compiled for (a vec4
+/// multiple up to 64), and the constant really is rewritten.
+#[test]
+fn flash_attention_validates_for_each_head_size() {
+    use kiln::gpu::Kernel;
+    for k in [Kernel::AttentionForwardFlash, Kernel::AttentionBackwardDq, Kernel::AttentionBackwardDkv] {
+        for hs in (4..=64).step_by(4) {
+            let source = kiln::gpu::rewrite_consts(k.source(), &[("HS_MAX", hs)]);
+            assert!(source.contains(&format!("const HS_MAX: u32 = {hs}u;")));
+            let module = naga::front::wgsl::parse_str(&source)
+                .unwrap_or_else(|e| panic!("{} HS_MAX {hs}: {}", k.name(), e.emit_to_string(&source)));
+            let mut validator =
+                naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
+            validator.validate(&module).unwrap_or_else(|e| panic!("{} HS_MAX {hs}: {e:?}", k.name()));
+        }
+    }
+}

@@ -35,7 +35,7 @@ pub fn run(a: &BenchArgs, op: BenchOp) -> Result<(), String> {
     };
     for bench in &benches {
         let secs = time(&gpu, bench)?;
-        let per_kernel = pollster::block_on(kiln::gpu::profile(&gpu, &gpu.kernels(), &[&bench.program]))?.map(|t| {
+        let per_kernel = pollster::block_on(kiln::gpu::profile(&gpu, &[&bench.program]))?.map(|t| {
             by_kernel(&t).into_iter().map(|(k, ns, _)| json!({"kernel": k, "ms": ns / 1e6})).collect::<Vec<_>>()
         });
         println!(
@@ -51,10 +51,9 @@ pub fn run(a: &BenchArgs, op: BenchOp) -> Result<(), String> {
 /// Seconds per run: one run to compile and warm up, one to size the batch, then enough runs,
 /// each its own submit, to fill `TIMED_SECONDS`, waited for together.
 fn time(gpu: &Gpu, bench: &OpBench) -> Result<f64, String> {
-    let kernels = gpu.kernels();
     let once = || {
         let t = Instant::now();
-        bench.program.submit(gpu, &kernels);
+        bench.program.submit(gpu);
         gpu.wait(); // Sync point: timing.
         t.elapsed().as_secs_f64()
     };
@@ -62,7 +61,7 @@ fn time(gpu: &Gpu, bench: &OpBench) -> Result<f64, String> {
     let reps = (TIMED_SECONDS / once().max(1e-6)).ceil().clamp(1.0, 1000.0) as usize;
     let started = Instant::now();
     for _ in 0..reps {
-        bench.program.submit(gpu, &kernels);
+        bench.program.submit(gpu);
     }
     gpu.wait(); // Sync point: timing.
     let secs = started.elapsed().as_secs_f64() / reps as f64;

@@ -53,6 +53,13 @@ fn dims(b: usize, t: usize, c: usize, nh: usize) -> AttentionParams {
     AttentionParams { b: u(b), t: u(t), c: u(c), nh: u(nh) }
 }
 
+/// The flash kernels' head size, compiled in: hs rounded up to a vec4, so that their loops
+/// over channels have constant bounds (compilers unroll them and keep the rows in registers;
+/// with the widest bound for every head, a 32-channel head did twice the work).
+fn flash_consts(hs: usize) -> [(&'static str, u32); 1] {
+    [("HS_MAX", u(hs.div_ceil(4) * 4))]
+}
+
 /// One flash workgroup per FLASH_ROWS rows of one (b, h).
 fn flash_grid(b: usize, t: usize, nh: usize) -> Grid {
     Grid::Tiles([u(t.div_ceil(FLASH_ROWS)), u(b * nh), 1])
@@ -61,7 +68,8 @@ fn flash_grid(b: usize, t: usize, nh: usize) -> Grid {
 /// out = softmax(q k^T / sqrt(hs), causal) v, per head.
 pub(crate) fn attention_forward(r: &mut Rec, x: &AttentionBufs, [b, t, c, nh]: [usize; 4]) {
     if is_flash(c / nh) {
-        r.push(Kernel::AttentionForwardFlash, dims(b, t, c, nh), &[x.out, x.kept, x.qkv], flash_grid(b, t, nh));
+        let (consts, grid) = (flash_consts(c / nh), flash_grid(b, t, nh));
+        r.push_specialised(Kernel::AttentionForwardFlash, &consts, dims(b, t, c, nh), &[x.out, x.kept, x.qkv], grid);
     } else {
         r.push(Kernel::AttentionForward, dims(b, t, c, nh), &[x.out, x.kept, x.qkv], Grid::Threads(b * nh * t));
     }
@@ -71,9 +79,11 @@ pub(crate) fn attention_forward(r: &mut Rec, x: &AttentionBufs, [b, t, c, nh]: [
 pub(crate) fn attention_backward(r: &mut Rec, x: &AttentionBufs, d: &AttentionGrads, [b, t, c, nh]: [usize; 4]) {
     let p = dims(b, t, c, nh);
     if is_flash(c / nh) {
-        let grid = flash_grid(b, t, nh);
-        r.push(Kernel::AttentionBackwardDq, p, &[d.dqkv, d.scratch, d.dout, x.qkv, x.out, x.kept], grid);
-        r.push(Kernel::AttentionBackwardDkv, p, &[d.dqkv, d.dout, x.qkv, x.kept, d.scratch], grid);
+        let (consts, grid) = (flash_consts(c / nh), flash_grid(b, t, nh));
+        let bufs = [d.dqkv, d.scratch, d.dout, x.qkv, x.out, x.kept];
+        r.push_specialised(Kernel::AttentionBackwardDq, &consts, p, &bufs, grid);
+        let bufs = [d.dqkv, d.dout, x.qkv, x.kept, d.scratch];
+        r.push_specialised(Kernel::AttentionBackwardDkv, &consts, p, &bufs, grid);
     } else {
         let rows = Grid::Threads(b * nh * t);
         r.push(Kernel::AttentionBackwardDpreatt, p, &[d.scratch, d.dout, x.qkv, x.kept], rows);

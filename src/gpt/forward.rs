@@ -28,6 +28,18 @@ impl<'a> Rec<'a> {
         self.prog.push(self.k.dispatch(self.gpu, kernel, &params, bufs, grid));
     }
 
+    /// `push` with some of the kernel's constants rewritten (see `Kernels::dispatch_specialised`).
+    pub fn push_specialised<P: bytemuck::Pod>(
+        &mut self,
+        kernel: Kernel,
+        consts: &[(&'static str, u32)],
+        params: P,
+        bufs: &[&wgpu::Buffer],
+        grid: Grid,
+    ) {
+        self.prog.push(self.k.dispatch_specialised(self.gpu, kernel, consts, &params, bufs, grid));
+    }
+
     /// out (M, N) = op(a) @ op(b) (+ bias); see matmul.wgsl for the layouts and offsets.
     pub fn matmul(
         &mut self,

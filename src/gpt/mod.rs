@@ -388,7 +388,7 @@ impl GpuGpt {
         for chunk in &self.chunks {
             let mut r = Rec::new(gpu, &self.kernels, &self.acts.s.no_bias.buffer);
             forward::lm_head_chunk(&mut r, &self.weights, &self.acts.s.logits, &self.acts.s.lnf, chunk, n);
-            r.prog.submit(gpu, &self.kernels);
+            r.prog.submit(gpu);
             let part = self.acts.s.logits.read_f32(gpu).await?;
             for row in 0..n {
                 let src = &part[row * chunk.width..(row + 1) * chunk.width];
@@ -426,7 +426,7 @@ impl GpuGpt {
     async fn submit(&self, gpu: &Gpu, programs: &[&Program], read_loss: bool) -> Result<Option<f32>, String> {
         let mut encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
         for p in programs {
-            p.encode(&self.kernels, &mut encoder);
+            p.encode(&mut encoder);
         }
         if read_loss {
             encoder.copy_buffer_to_buffer(&self.acts.s.loss.buffer, 0, &self.loss_staging, 0, 8);
@@ -456,7 +456,7 @@ impl GpuGpt {
         let tb = self.trainer()?;
         let all = [&self.forward, &self.loss, &tb.backward, &tb.optimizer];
         let programs = if optimizer { &all[..] } else { &all[..3] };
-        crate::gpu::profile(gpu, &self.kernels, programs).await
+        crate::gpu::profile(gpu, programs).await
     }
 
     pub async fn read_params(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>, String> {

@@ -97,11 +97,17 @@ impl Grid {
     }
 }
 
+/// A kernel's pipeline with some constants rewritten: (kernel, constants, pipeline).
+type Specialised = (Kernel, Vec<(&'static str, u32)>, wgpu::ComputePipeline);
+
 /// All compute pipelines of one device, each compiled on first use (a model compiles only the
 /// kernels it records, and start-up does not wait for the rest).
 pub struct Kernels {
     device: wgpu::Device,
     pipelines: Vec<std::cell::OnceCell<wgpu::ComputePipeline>>,
+    /// Pipelines of kernels with constants rewritten (see `dispatch_specialised`), by kernel
+    /// and constants.
+    specialised: std::cell::RefCell<Vec<Specialised>>,
     pub options: KernelOptions,
 }
 
@@ -115,7 +121,7 @@ impl Kernels {
     /// the simple kernel is chosen, so that both can always be dispatched).
     pub fn with(gpu: &Gpu, options: KernelOptions) -> Kernels {
         let pipelines = Kernel::ALL.iter().map(|_| Default::default()).collect();
-        Kernels { device: gpu.device.clone(), pipelines, options }
+        Kernels { device: gpu.device.clone(), pipelines, specialised: Default::default(), options }
     }
 
     /// The kernel's pipeline, compiled now if this is its first use.
@@ -129,7 +135,10 @@ impl Kernels {
             (Kernel::MatmulTiled, _) => MatmulVariant::DEFAULT.tiled_source(),
             _ => None,
         };
-        let source = source.map_or(k.source().into(), Into::into);
+        self.compile_source(k, source.map_or(k.source().into(), Into::into))
+    }
+
+    fn compile_source(&self, k: Kernel, source: std::borrow::Cow<'static, str>) -> wgpu::ComputePipeline {
         let desc = wgpu::ShaderModuleDescriptor { label: Some(k.name()), source: wgpu::ShaderSource::Wgsl(source) };
         let module = if k.trusted() && !self.options.checked && !cfg!(target_arch = "wasm32") {
             // SAFETY: a trusted kernel guards every index with the sizes its `Params` gives, and
@@ -169,6 +178,40 @@ impl Kernels {
         buffers: &[&wgpu::Buffer],
         grid: Grid,
     ) -> Dispatch {
+        self.dispatch_on(gpu, kernel, self.pipeline(kernel).clone(), params, buffers, grid)
+    }
+
+    /// `dispatch` of the kernel with some of its `const`s rewritten (a head size, say), so that
+    /// its loops have the bounds the shapes need and compilers can unroll them. Each set of
+    /// constants is compiled once.
+    pub fn dispatch_specialised<P: bytemuck::Pod>(
+        &self,
+        gpu: &Gpu,
+        kernel: Kernel,
+        consts: &[(&'static str, u32)],
+        params: &P,
+        buffers: &[&wgpu::Buffer],
+        grid: Grid,
+    ) -> Dispatch {
+        let found = self.specialised.borrow().iter().find(|e| e.0 == kernel && e.1 == consts).map(|e| e.2.clone());
+        let pipeline = found.unwrap_or_else(|| {
+            let source = super::variants::rewrite_consts(kernel.source(), consts);
+            let pipeline = self.compile_source(kernel, source.into());
+            self.specialised.borrow_mut().push((kernel, consts.to_vec(), pipeline.clone()));
+            pipeline
+        });
+        self.dispatch_on(gpu, kernel, pipeline, params, buffers, grid)
+    }
+
+    fn dispatch_on<P: bytemuck::Pod>(
+        &self,
+        gpu: &Gpu,
+        kernel: Kernel,
+        pipeline: wgpu::ComputePipeline,
+        params: &P,
+        buffers: &[&wgpu::Buffer],
+        grid: Grid,
+    ) -> Dispatch {
         let workgroups = grid.workgroups(kernel);
         let params_buffer =
             uniform(gpu, kernel.name(), &bytemuck::pod_collect_to_vec::<u8, u32>(bytemuck::bytes_of(params)));
@@ -178,16 +221,17 @@ impl Kernels {
         }
         let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(kernel.name()),
-            layout: &self.pipeline(kernel).get_bind_group_layout(0),
+            layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        Dispatch { kernel, bind_group, workgroups }
+        Dispatch { kernel, pipeline, bind_group, workgroups }
     }
 }
 
 /// A recorded kernel launch: pipeline, bindings and grid, replayed as often as needed.
 pub struct Dispatch {
     pub kernel: Kernel,
+    pub pipeline: wgpu::ComputePipeline,
     pub bind_group: wgpu::BindGroup,
     pub workgroups: [u32; 3],
 }
@@ -211,20 +255,20 @@ impl Program {
     }
 
     /// Records this program into `encoder`: its clears, then one compute pass.
-    pub fn encode(&self, kernels: &Kernels, encoder: &mut wgpu::CommandEncoder) {
+    pub fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
         for b in &self.clears {
             encoder.clear_buffer(b, 0, None);
         }
         let mut pass =
             encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("kiln"), timestamp_writes: None });
-        self.record(kernels, &mut pass);
+        self.record(&mut pass);
     }
 
     /// Records every dispatch into `pass`, in order. WebGPU orders storage writes between
     /// dispatches of one pass, so one pass can hold a whole training step.
-    pub fn record(&self, kernels: &Kernels, pass: &mut wgpu::ComputePass<'_>) {
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>) {
         for d in &self.dispatches {
-            pass.set_pipeline(kernels.pipeline(d.kernel));
+            pass.set_pipeline(&d.pipeline);
             pass.set_bind_group(0, &d.bind_group, &[]);
             pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
         }
@@ -244,9 +288,9 @@ pub fn grid_1d(groups: usize) -> [u32; 3] {
 
 impl Program {
     /// Records this program alone into one encoder and submits it (tests and one-off work).
-    pub fn submit(&self, gpu: &Gpu, kernels: &Kernels) {
+    pub fn submit(&self, gpu: &Gpu) {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        self.encode(kernels, &mut encoder);
+        self.encode(&mut encoder);
         gpu.queue.submit([encoder.finish()]);
     }
 }

@@ -2,16 +2,12 @@
 //! recorded in its own compute pass with a begin and an end timestamp. For benchmarks only;
 //! training records whole steps in one pass.
 
-use super::{map_and_read, Gpu, Kernel, Kernels, Program};
+use super::{map_and_read, Gpu, Kernel, Program};
 
 /// Runs `programs` once, each dispatch timed; returns (kernel, nanoseconds) in dispatch order,
 /// or None when the adapter has no timestamp queries. Each program's clears come before its
 /// first dispatch, as in a real step. Sync point: waits for the results.
-pub async fn profile(
-    gpu: &Gpu,
-    kernels: &Kernels,
-    programs: &[&Program],
-) -> Result<Option<Vec<(Kernel, f64)>>, String> {
+pub async fn profile(gpu: &Gpu, programs: &[&Program]) -> Result<Option<Vec<(Kernel, f64)>>, String> {
     if !gpu.has_timestamps() {
         return Ok(None);
     }
@@ -53,7 +49,7 @@ pub async fn profile(
                     end_of_pass_write_index: Some(2 * i as u32 + 1),
                 }),
             });
-            pass.set_pipeline(kernels.pipeline(d.kernel));
+            pass.set_pipeline(&d.pipeline);
             pass.set_bind_group(0, &d.bind_group, &[]);
             pass.dispatch_workgroups(d.workgroups[0], d.workgroups[1], d.workgroups[2]);
             drop(pass);

@@ -27,12 +27,12 @@ pub async fn time_matmul_candidates(
         let kernels = Kernels::with(gpu, KernelOptions { matmul, checked });
         let bench = crate::bench::matmul_with(gpu, &kernels, [side; 3], false, false);
         // The first run compiles the pipeline and warms the caches.
-        bench.program.submit(gpu, &kernels);
+        bench.program.submit(gpu);
         read_bytes(gpu, &bench.out.buffer, 0, 4).await?;
         let start = now();
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         for _ in 0..reps {
-            bench.program.encode(&kernels, &mut encoder);
+            bench.program.encode(&mut encoder);
         }
         gpu.queue.submit([encoder.finish()]);
         read_bytes(gpu, &bench.out.buffer, 0, 4).await?;

@@ -66,19 +66,8 @@ impl MatmulVariant {
     /// The WGSL source of a tiled variant: matmul_tiled.wgsl with its constants rewritten.
     pub fn tiled_source(self) -> Option<String> {
         let MatmulVariant::Tiled { wx, wy, tm, tn, bk } = self else { return None };
-        let base = super::Kernel::MatmulTiled.source();
-        let mut src = String::with_capacity(base.len());
-        for line in base.lines() {
-            let set = [("WX", wx), ("WY", wy), ("TM", tm), ("TN", tn), ("BK", bk)]
-                .into_iter()
-                .find(|(name, _)| line.starts_with(&format!("const {name}: u32 = ")));
-            match set {
-                Some((name, v)) => src.push_str(&format!("const {name}: u32 = {v}u;")),
-                None => src.push_str(line),
-            }
-            src.push('\n');
-        }
-        Some(src)
+        let consts = [("WX", wx), ("WY", wy), ("TM", tm), ("TN", tn), ("BK", bk)];
+        Some(rewrite_consts(super::Kernel::MatmulTiled.source(), &consts))
     }
 
     /// Reads what `Display` writes: "simple" or "16x8:8x4:16" (WXxWY:TMxTN:BK).
@@ -107,6 +96,25 @@ impl fmt::Display for MatmulVariant {
             MatmulVariant::Tiled { wx, wy, tm, tn, bk } => write!(f, "{wx}x{wy}:{tm}x{tn}:{bk}"),
         }
     }
+}
+
+/// `source` with each line `const NAME: u32 = ...;` of `consts` given the new value. Panics
+/// where a name has no such line: a kernel and its caller disagree (tests build every variant).
+pub fn rewrite_consts(source: &str, consts: &[(&str, u32)]) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut seen = 0;
+    for line in source.lines() {
+        match consts.iter().find(|(name, _)| line.starts_with(&format!("const {name}: u32 = "))) {
+            Some((name, v)) => {
+                out.push_str(&format!("const {name}: u32 = {v}u;"));
+                seen += 1;
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    assert_eq!(seen, consts.len(), "a constant of {consts:?} is not declared in the shader");
+    out
 }
 
 /// What the pipelines are built with.
