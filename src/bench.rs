@@ -59,6 +59,30 @@ pub fn matmul_with(gpu: &Gpu, kernels: &Kernels, [m, n, k]: [usize; 3], trans_a:
     finish("matmul", r, flops, bytes, vec![out, a, b, no_bias.clone()])
 }
 
+/// LayerNorm forward and its input gradient over N rows of C channels, as `kernels` records
+/// them (the workgroup or the row-per-invocation variant).
+pub fn layernorm_with(gpu: &Gpu, kernels: &Kernels, n: usize, c: usize) -> OpBench {
+    let (inp, dout) = (filled(gpu, "bench inp", n * c, 1), filled(gpu, "bench dout", n * c, 2));
+    let (w, bias) = (filled(gpu, "bench w", c, 3), filled(gpu, "bench b", c, 4));
+    let z = |label, len| GpuTensor::zeros(gpu, label, len);
+    let (out, mean, rstd, dinp, no_bias) =
+        (z("bench out", n * c), z("mean", n), z("rstd", n), z("dinp", n * c), z("no bias", 1));
+    let mut r = Rec::new(gpu, kernels, &no_bias.buffer);
+    r.layernorm((&out, &mean, &rstd), &inp, &w.buffer, &bias.buffer, n, c);
+    let (_, backward, grid) = kernels.options.norm.launch(n);
+    let bufs = [&dinp.buffer, &dout.buffer, &inp.buffer, &w.buffer, &mean.buffer, &rstd.buffer];
+    r.push(backward, crate::gpu::params::RowsParams { n: u(n), c: u(c) }, &bufs, grid);
+    // About 10 FLOPs per value forward and backward; each (N, C) tensor read or written once.
+    let (flops, bytes) = (20.0 * (n * c) as f64, 4.0 * 5.0 * (n * c) as f64);
+    finish(
+        "layernorm forward + backward",
+        r,
+        flops,
+        bytes,
+        vec![dinp, out, inp, dout, w, bias, mean, rstd, no_bias.clone()],
+    )
+}
+
 /// Causal attention of B sequences of T rows, NH heads of `hs` channels: the forward pass and
 /// the backward pass as two programs (the backward pass reads what the forward pass kept).
 /// Each causal T x T product of hs-long dot products is B NH T(T+1)/2 hs multiply-adds: the

@@ -6,7 +6,7 @@ use common::{assert_close, gpu, random, random_tokens};
 use kiln::cpu;
 use kiln::gpt::IGNORE;
 use kiln::gpu::params::*;
-use kiln::gpu::{grid_1d, Gpu, GpuTensor, Grid, Kernel, KernelOptions, Kernels, MatmulVariant, Program};
+use kiln::gpu::{grid_1d, Gpu, GpuTensor, Grid, Kernel, KernelOptions, Kernels, MatmulVariant, NormVariant, Program};
 
 const RTOL: f32 = 1e-4;
 const ATOL: f32 = 1e-5;
@@ -128,42 +128,48 @@ fn encoder_forward_and_backward() {
 #[test]
 fn layernorm_forward_and_backward() {
     let Some(g) = Bench::new() else { return };
-    for &(b, t, c, _) in SHAPES {
-        let n = b * t;
-        let inp: Vec<f32> = random(n * c, 7, 2.0).iter().map(|x| x + 0.5).collect();
-        let (w, bias) = (random(c, 8, 1.0), random(c, 9, 1.0));
-        let (mut out, mut mean, mut rstd) = (vec![0.0; n * c], vec![0.0; n], vec![0.0; n]);
-        cpu::layernorm_forward(&mut out, &mut mean, &mut rstd, &inp, &w, &bias, n, c);
-        let (out_g, mean_g, rstd_g) = (g.f(&vec![0.0; n * c]), g.f(&vec![0.0; n]), g.f(&vec![0.0; n]));
-        let (inp_g, w_g, b_g) = (g.f(&inp), g.f(&w), g.f(&bias));
-        g.run(
-            Kernel::LayernormForward,
-            &[n as u32, c as u32],
-            &[&out_g, &mean_g, &rstd_g, &inp_g, &w_g, &b_g],
-            grid_1d(n),
-        );
-        assert_close("layernorm_forward out", &g.read(&out_g), &out, RTOL, ATOL);
-        assert_close("layernorm_forward mean", &g.read(&mean_g), &mean, RTOL, ATOL);
-        assert_close("layernorm_forward rstd", &g.read(&rstd_g), &rstd, RTOL, ATOL);
-
-        let dout = random(n * c, 10, 1.0);
-        let dinp0 = random(n * c, 11, 1.0);
-        let (mut dinp, mut dw, mut db) = (dinp0.clone(), vec![0.0; c], vec![0.0; c]);
-        cpu::layernorm_backward(&mut dinp, &mut dw, &mut db, &dout, &inp, &w, &mean, &rstd, n, c);
-        let (dinp_g, dw_g, db_g, dout_g) =
-            (g.f(&dinp0), g.f(&random(c, 12, 1.0)), g.f(&random(c, 13, 1.0)), g.f(&dout));
-        let p = [n as u32, c as u32];
-        g.run(Kernel::LayernormBackwardDinp, &p, &[&dinp_g, &dout_g, &inp_g, &w_g, &mean_g, &rstd_g], grid_1d(n));
-        g.run(
-            Kernel::LayernormBackwardDparams,
-            &p,
-            &[&dw_g, &db_g, &dout_g, &inp_g, &mean_g, &rstd_g],
-            [c.div_ceil(64) as u32, 1, 1],
-        );
-        assert_close("layernorm_backward dinp", &g.read(&dinp_g), &dinp, RTOL, ATOL);
-        assert_close("layernorm_backward dweight", &g.read(&dw_g), &dw, RTOL, ATOL);
-        assert_close("layernorm_backward dbias", &g.read(&db_g), &db, RTOL, ATOL);
+    // Both variants; one more shape with rows across several 64-invocation workgroups.
+    for norm in NormVariant::CANDIDATES {
+        for &(b, t, c, _) in SHAPES.iter().chain(&[(3, 67, 40, 1)]) {
+            layernorm_forward_and_backward_on(&g, *norm, b * t, c);
+        }
     }
+}
+
+fn layernorm_forward_and_backward_on(g: &Bench, norm: NormVariant, n: usize, c: usize) {
+    let (forward, backward, grid) = norm.launch(n);
+    let grid = match grid {
+        Grid::Groups(n) => grid_1d(n),
+        Grid::Threads(n) => grid_1d(n.div_ceil(64)),
+        Grid::Tiles(g) => g,
+    };
+    let inp: Vec<f32> = random(n * c, 7, 2.0).iter().map(|x| x + 0.5).collect();
+    let (w, bias) = (random(c, 8, 1.0), random(c, 9, 1.0));
+    let (mut out, mut mean, mut rstd) = (vec![0.0; n * c], vec![0.0; n], vec![0.0; n]);
+    cpu::layernorm_forward(&mut out, &mut mean, &mut rstd, &inp, &w, &bias, n, c);
+    let (out_g, mean_g, rstd_g) = (g.f(&vec![0.0; n * c]), g.f(&vec![0.0; n]), g.f(&vec![0.0; n]));
+    let (inp_g, w_g, b_g) = (g.f(&inp), g.f(&w), g.f(&bias));
+    g.run(forward, &[n as u32, c as u32], &[&out_g, &mean_g, &rstd_g, &inp_g, &w_g, &b_g], grid);
+    assert_close("layernorm_forward out", &g.read(&out_g), &out, RTOL, ATOL);
+    assert_close("layernorm_forward mean", &g.read(&mean_g), &mean, RTOL, ATOL);
+    assert_close("layernorm_forward rstd", &g.read(&rstd_g), &rstd, RTOL, ATOL);
+
+    let dout = random(n * c, 10, 1.0);
+    let dinp0 = random(n * c, 11, 1.0);
+    let (mut dinp, mut dw, mut db) = (dinp0.clone(), vec![0.0; c], vec![0.0; c]);
+    cpu::layernorm_backward(&mut dinp, &mut dw, &mut db, &dout, &inp, &w, &mean, &rstd, n, c);
+    let (dinp_g, dw_g, db_g, dout_g) = (g.f(&dinp0), g.f(&random(c, 12, 1.0)), g.f(&random(c, 13, 1.0)), g.f(&dout));
+    let p = [n as u32, c as u32];
+    g.run(backward, &p, &[&dinp_g, &dout_g, &inp_g, &w_g, &mean_g, &rstd_g], grid);
+    g.run(
+        Kernel::LayernormBackwardDparams,
+        &p,
+        &[&dw_g, &db_g, &dout_g, &inp_g, &mean_g, &rstd_g],
+        [c.div_ceil(64) as u32, 1, 1],
+    );
+    assert_close("layernorm_backward dinp", &g.read(&dinp_g), &dinp, RTOL, ATOL);
+    assert_close("layernorm_backward dweight", &g.read(&dw_g), &dw, RTOL, ATOL);
+    assert_close("layernorm_backward dbias", &g.read(&db_g), &db, RTOL, ATOL);
 }
 
 /// Every matmul candidate: the simple kernel and each tile shape of the tiled one.

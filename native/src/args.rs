@@ -24,6 +24,10 @@ pub struct KernelArgs {
     /// "simple", or a tile shape WXxWY:TMxTN:BK such as 16x16:4x4:16
     #[arg(long, global = true, default_value = "auto")]
     pub matmul: String,
+    /// LayerNorm kernels: "auto" (chosen by the same trial), "workgroup" (a workgroup per row)
+    /// or "rows" (an invocation per row)
+    #[arg(long, global = true, default_value = "auto")]
+    pub norm: String,
     /// Keep wgpu's runtime bounds checks in the shaders (slower; for chasing a kernel bug)
     #[arg(long, global = true)]
     pub checked: bool,

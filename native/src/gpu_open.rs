@@ -1,10 +1,11 @@
 //! Opens the GPU for every command, with the kernel options of the command line: the matmul
-//! variant named by --matmul, or with "auto" the one a timed trial chose for this adapter,
-//! cached in `tuning.json` under the cache folder (so the trial runs once per adapter and
-//! driver; delete the file, or name a variant, to override), and --checked.
+//! and LayerNorm variants named by --matmul and --norm, or with "auto" those a timed trial
+//! chose for this adapter, cached in `tuning.json` under the cache folder (so the trial runs
+//! once per adapter and driver; delete the file, or name a variant, to override), and --checked.
 
 use crate::args::KernelArgs;
-use kiln::gpu::{Gpu, KernelOptions, MatmulVariant};
+use kiln::gpu::{Gpu, KernelOptions, MatmulVariant, NormVariant};
+use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -16,6 +17,9 @@ pub fn configure(args: KernelArgs) -> Result<(), String> {
     if args.matmul != "auto" {
         MatmulVariant::parse(&args.matmul)?;
     }
+    if args.norm != "auto" {
+        NormVariant::parse(&args.norm)?;
+    }
     let _ = ARGS.set(args);
     Ok(())
 }
@@ -23,22 +27,25 @@ pub fn configure(args: KernelArgs) -> Result<(), String> {
 /// The adapter, with its kernels configured as the command line says.
 pub fn open() -> Result<Gpu, String> {
     let gpu = pollster::block_on(Gpu::new())?;
-    let args = ARGS.get().cloned().unwrap_or_default();
-    let matmul = match args.matmul.as_str() {
-        "auto" | "" => cached_or_timed(&gpu, args.checked).0,
-        s => MatmulVariant::parse(s)?,
-    };
-    gpu.set_kernel_options(KernelOptions { matmul, checked: args.checked })?;
+    gpu.set_kernel_options(choice(&gpu).0)?;
     Ok(gpu)
 }
 
-/// Where the choice comes from, for `kiln info`: the variant and a few words.
-pub fn matmul_choice(gpu: &Gpu) -> (MatmulVariant, String) {
+/// The kernel options for this adapter and where they come from, in a few words (`kiln info`).
+pub fn choice(gpu: &Gpu) -> (KernelOptions, String) {
     let args = ARGS.get().cloned().unwrap_or_default();
-    match args.matmul.as_str() {
-        "auto" | "" => cached_or_timed(gpu, args.checked),
-        s => (MatmulVariant::parse(s).unwrap_or(MatmulVariant::DEFAULT), "named by --matmul".into()),
-    }
+    let named_matmul = MatmulVariant::parse(&args.matmul).ok();
+    let named_norm = NormVariant::parse(&args.norm).ok();
+    let (tuned, how) = match (named_matmul, named_norm) {
+        (Some(_), Some(_)) => (KernelOptions::default(), "named on the command line".to_string()),
+        _ => cached_or_timed(gpu, args.checked),
+    };
+    let options = KernelOptions {
+        matmul: named_matmul.unwrap_or(tuned.matmul),
+        norm: named_norm.unwrap_or(tuned.norm),
+        checked: args.checked,
+    };
+    (options, how)
 }
 
 /// $KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln.
@@ -51,35 +58,47 @@ fn cache_file() -> Option<PathBuf> {
 }
 
 /// The cached choice for this adapter, or a trial's (then cached). A trial that fails, or a
-/// cache that cannot be written, leaves the default: tuning never stops a command.
-fn cached_or_timed(gpu: &Gpu, checked: bool) -> (MatmulVariant, String) {
+/// cache that cannot be written, leaves the defaults: tuning never stops a command.
+fn cached_or_timed(gpu: &Gpu, checked: bool) -> (KernelOptions, String) {
     let key = kiln::gpu::tune::adapter_key(gpu);
     let path = cache_file();
-    let mut cache: serde_json::Map<String, serde_json::Value> = path
+    let shown = path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let mut cache: serde_json::Map<String, Value> = path
         .as_ref()
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default();
-    let cached = cache.get(&key).and_then(|v| v["matmul"].as_str()).and_then(|s| MatmulVariant::parse(s).ok());
-    if let Some(v) = cached.filter(|v| v.fits(&gpu.limits)) {
-        return (v, format!("timed trial, cached in {}", path.map(|p| p.display().to_string()).unwrap_or_default()));
+    let entry = cache.get(&key);
+    let matmul = entry.and_then(|v| MatmulVariant::parse(v["matmul"].as_str()?).ok()).filter(|v| v.fits(&gpu.limits));
+    let norm = entry.and_then(|v| NormVariant::parse(v["norm"].as_str()?).ok());
+    if let (Some(matmul), Some(norm)) = (matmul, norm) {
+        return (KernelOptions { matmul, norm, checked }, format!("timed trial, cached in {shown}"));
     }
     let origin = Instant::now();
     let now = move || origin.elapsed().as_secs_f64();
-    let Ok(times) = pollster::block_on(kiln::gpu::tune::time_matmul_candidates(gpu, checked, &now)) else {
-        return (MatmulVariant::DEFAULT, "default (the timed trial failed)".into());
+    let Ok(trial) = pollster::block_on(kiln::gpu::tune::time_candidates(gpu, checked, &now)) else {
+        return (KernelOptions { checked, ..Default::default() }, "defaults (the timed trial failed)".into());
     };
-    let Some(&(best, _)) = times.first() else { return (MatmulVariant::DEFAULT, "default".into()) };
-    let ms: serde_json::Map<_, _> = times.iter().map(|(v, s)| (v.to_string(), serde_json::json!(s * 1e3))).collect();
-    cache.insert(key, serde_json::json!({"matmul": best.to_string(), "trial_ms": ms}));
-    let saved = path.as_ref().is_some_and(|p| write_atomically(p, &serde_json::Value::Object(cache)).is_ok());
-    let how = if saved { "timed trial just now, cached" } else { "timed trial just now (not cached)" };
-    (best, how.into())
+    let options = trial.options(checked);
+    let ms = |list: Vec<(String, f64)>| {
+        list.into_iter().map(|(v, s)| (v, json!(s * 1e3))).collect::<serde_json::Map<_, _>>()
+    };
+    let entry = json!({"matmul": options.matmul.to_string(), "norm": options.norm.to_string(),
+        "trial_ms": {"matmul": ms(trial.matmul.iter().map(|(v, s)| (v.to_string(), *s)).collect()),
+                     "norm": ms(trial.norm.iter().map(|(v, s)| (v.to_string(), *s)).collect())}});
+    cache.insert(key, entry);
+    let saved = path.as_ref().is_some_and(|p| write_atomically(p, &Value::Object(cache)).is_ok());
+    let how = if saved {
+        format!("timed trial just now, cached in {shown}")
+    } else {
+        "timed trial just now (not cached)".into()
+    };
+    (options, how)
 }
 
 /// Writes through a temporary file and a rename, so that concurrent commands never read half
 /// a file.
-fn write_atomically(path: &PathBuf, value: &serde_json::Value) -> std::io::Result<()> {
+fn write_atomically(path: &PathBuf, value: &Value) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

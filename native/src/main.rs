@@ -58,8 +58,13 @@ fn info() -> Result<(), String> {
     let gpu = crate::gpu_open::open()?;
     println!("adapter: {gpu}");
     println!("driver: {} {}", gpu.info.driver, gpu.info.driver_info);
-    let (matmul, how) = gpu_open::matmul_choice(&gpu);
-    println!("matmul kernel: {matmul} ({how})");
+    let (k, how) = gpu_open::choice(&gpu);
+    println!(
+        "kernels: matmul {}, layernorm {}, bounds checks {} ({how})",
+        k.matmul,
+        k.norm,
+        if k.checked { "on" } else { "off" }
+    );
     println!("features: {:?}", gpu.features);
     println!("limits: {:#?}", gpu.limits);
     Ok(())

@@ -130,7 +130,8 @@ impl GpuGpt {
         let (n, c) = (self.rows(), self.cfg.n_embd);
         let params = RowsParams { n: u(n), c: u(c) };
         let bufs = [&d.dresidual.buffer, &d.dln.buffer, &inp.buffer, self.weights.buf(w), &mean.buffer, &rstd.buffer];
-        r.push(Kernel::LayernormBackwardDinp, params, &bufs, Grid::Groups(n));
+        let (_, kernel, grid) = r.k.options.norm.launch(n);
+        r.push(kernel, params, &bufs, grid);
         let Some(grads) = grads else { return };
         let (dw, db) = (&grads.tensors[w].whole().buffer, &grads.tensors[w + 1].whole().buffer);
         let bufs = [dw, db, &d.dln.buffer, &inp.buffer, &mean.buffer, &rstd.buffer];

@@ -92,7 +92,8 @@ impl<'a> Rec<'a> {
     ) {
         let (out, mean, rstd) = a;
         let bufs = [&out.buffer, &mean.buffer, &rstd.buffer, &inp.buffer, w, b];
-        self.push(Kernel::LayernormForward, RowsParams { n: u(n), c: u(c) }, &bufs, Grid::Groups(n));
+        let (kernel, _, grid) = self.k.options.norm.launch(n);
+        self.push(kernel, RowsParams { n: u(n), c: u(c) }, &bufs, grid);
     }
 
     pub fn residual(&mut self, out: &GpuTensor, a: &GpuTensor, b: &GpuTensor, count: usize) {

@@ -36,6 +36,8 @@ kernels! {
     LayernormForward => "layernorm_forward", 64;
     LayernormBackwardDinp => "layernorm_backward_dinp", 64;
     LayernormBackwardDparams => "layernorm_backward_dparams", 64;
+    LayernormForwardRows => "layernorm_forward_rows", 64;
+    LayernormBackwardDinpRows => "layernorm_backward_dinp_rows", 64;
     Matmul => "matmul", 256;
     MatmulTiled => "matmul_tiled", 128;
     Matvec => "matvec", 64;

@@ -33,7 +33,10 @@ params! {
     EncoderBackwardWteParams for [EncoderBackwardWte] { n: u32, c: u32, row0: u32, rows: u32 }
     EncoderBackwardWpeParams for [EncoderBackwardWpe] { b: u32, t: u32, c: u32 }
     /// N rows of C channels.
-    RowsParams for [LayernormForward, LayernormBackwardDinp, LayernormBackwardDparams] { n: u32, c: u32 }
+    RowsParams for [
+        LayernormForward, LayernormBackwardDinp, LayernormBackwardDparams, LayernormForwardRows,
+        LayernormBackwardDinpRows
+    ] { n: u32, c: u32 }
     /// out[out_offset..] (=, or += with accumulate) op(a[a_offset..]) @ op(b[b_offset..]) (+ bias).
     /// With `scaled` the product is multiplied by `scale` (LoRA's alpha / rank) before the bias.
     MatmulParams for [Matmul, MatmulTiled] {

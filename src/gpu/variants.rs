@@ -117,10 +117,49 @@ pub fn rewrite_consts(source: &str, consts: &[(&str, u32)]) -> String {
     out
 }
 
+/// How LayerNorm's row reductions run: a workgroup per row with tree sums in workgroup memory
+/// (layernorm_forward.wgsl), or an invocation per row with no barriers (layernorm_*_rows.wgsl).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormVariant {
+    Workgroup,
+    Rows,
+}
+
+impl NormVariant {
+    pub const CANDIDATES: &'static [NormVariant] = &[NormVariant::Workgroup, NormVariant::Rows];
+
+    pub fn parse(s: &str) -> Result<NormVariant, String> {
+        match s {
+            "workgroup" => Ok(NormVariant::Workgroup),
+            "rows" => Ok(NormVariant::Rows),
+            _ => Err(format!("layernorm variant '{s}' is neither 'workgroup' nor 'rows'")),
+        }
+    }
+
+    /// The forward and input-gradient kernels, and the grid for N rows.
+    pub fn launch(self, n: usize) -> (super::Kernel, super::Kernel, super::Grid) {
+        use super::{Grid, Kernel};
+        match self {
+            NormVariant::Workgroup => (Kernel::LayernormForward, Kernel::LayernormBackwardDinp, Grid::Groups(n)),
+            NormVariant::Rows => (Kernel::LayernormForwardRows, Kernel::LayernormBackwardDinpRows, Grid::Threads(n)),
+        }
+    }
+}
+
+impl fmt::Display for NormVariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NormVariant::Workgroup => "workgroup",
+            NormVariant::Rows => "rows",
+        })
+    }
+}
+
 /// What the pipelines are built with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelOptions {
     pub matmul: MatmulVariant,
+    pub norm: NormVariant,
     /// Keep wgpu's runtime bounds checks in native shader modules (the browser always keeps
     /// its own). Off by default: every kernel guards its own indexing, as the tests show.
     pub checked: bool,
@@ -128,6 +167,6 @@ pub struct KernelOptions {
 
 impl Default for KernelOptions {
     fn default() -> Self {
-        KernelOptions { matmul: MatmulVariant::DEFAULT, checked: false }
+        KernelOptions { matmul: MatmulVariant::DEFAULT, norm: NormVariant::Workgroup, checked: false }
     }
 }

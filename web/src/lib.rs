@@ -12,7 +12,7 @@ use kiln::checkpoint::Checkpoint;
 use kiln::config::{ModelConfig, RunSettings, TrainConfig, DEFAULT_PRESET};
 use kiln::data::Dataset;
 use kiln::gpt::{Layout, Mode};
-use kiln::gpu::{Gpu, KernelOptions, MatmulVariant};
+use kiln::gpu::{Gpu, KernelOptions, MatmulVariant, NormVariant};
 use kiln::plan::MemoryPlan;
 use kiln::sample::SampleOptions;
 use kiln::tokenizer::Tokenizer;
@@ -62,7 +62,7 @@ pub struct Session {
     limits: Value,
     /// The adapter's limits, for memory plans made while the GPU is busy.
     gpu_limits: wgpu::Limits,
-    /// The matmul variant in use and how it was chosen, as JSON (see `tuning`).
+    /// The kernel variants in use and how they were chosen, as JSON (see `tuning`).
     tuning: Value,
 }
 
@@ -77,24 +77,31 @@ fn now_s() -> f64 {
     ms.unwrap_or_else(js_sys::Date::now) / 1e3
 }
 
-/// The matmul variant for this adapter: the one in `saved` (JSON the worker kept from an earlier
-/// trial, {"key", "matmul"}) when it was made on this adapter, else a timed trial's.
-async fn choose_matmul(gpu: &Gpu, saved: Option<String>) -> Value {
+/// The kernel variants for this adapter: those in `saved` (JSON the worker kept from an earlier
+/// trial, {"key", "matmul", "norm"}) when they were chosen on this adapter, else a timed trial's.
+async fn choose_kernels(gpu: &Gpu, saved: Option<String>) -> Value {
     let key = kiln::gpu::tune::adapter_key(gpu);
-    let saved: Option<Value> = saved.and_then(|s| serde_json::from_str(&s).ok());
-    let cached = saved
-        .filter(|v| v["key"] == key.as_str())
-        .and_then(|v| MatmulVariant::parse(v["matmul"].as_str()?).ok())
-        .filter(|v| v.fits(&gpu.limits));
-    if let Some(v) = cached {
-        return json!({"key": key, "matmul": v.to_string(), "timed": false});
+    let saved = saved.and_then(|s| serde_json::from_str::<Value>(&s).ok()).filter(|v| v["key"] == key.as_str());
+    let matmul =
+        saved.as_ref().and_then(|v| MatmulVariant::parse(v["matmul"].as_str()?).ok()).filter(|v| v.fits(&gpu.limits));
+    let norm = saved.as_ref().and_then(|v| NormVariant::parse(v["norm"].as_str()?).ok());
+    if let (Some(matmul), Some(norm)) = (matmul, norm) {
+        return json!({"key": key, "matmul": matmul.to_string(), "norm": norm.to_string(), "timed": false});
     }
-    match kiln::gpu::tune::time_matmul_candidates(gpu, false, &now_s).await {
-        Ok(times) if !times.is_empty() => {
-            let ms: serde_json::Map<_, _> = times.iter().map(|(v, s)| (v.to_string(), json!(s * 1e3))).collect();
-            json!({"key": key, "matmul": times[0].0.to_string(), "timed": true, "trial_ms": ms})
+    match kiln::gpu::tune::time_candidates(gpu, false, &now_s).await {
+        Ok(trial) => {
+            let o = trial.options(false);
+            let ms = |list: Vec<(String, f64)>| {
+                list.into_iter().map(|(v, s)| (v, json!(s * 1e3))).collect::<serde_json::Map<_, _>>()
+            };
+            json!({"key": key, "matmul": o.matmul.to_string(), "norm": o.norm.to_string(), "timed": true,
+                "trial_ms": {"matmul": ms(trial.matmul.iter().map(|(v, s)| (v.to_string(), *s)).collect()),
+                             "norm": ms(trial.norm.iter().map(|(v, s)| (v.to_string(), *s)).collect())}})
         }
-        _ => json!({"key": key, "matmul": MatmulVariant::DEFAULT.to_string(), "timed": false}),
+        Err(_) => {
+            let d = KernelOptions::default();
+            json!({"key": key, "matmul": d.matmul.to_string(), "norm": d.norm.to_string(), "timed": false})
+        }
     }
 }
 
@@ -123,16 +130,17 @@ where
 
 #[wasm_bindgen]
 impl Session {
-    /// Opens the GPU and chooses its matmul variant (`tuning`: what `tuning()` gave on an
+    /// Opens the GPU and chooses its kernel variants (`tuning`: what `tuning()` gave on an
     /// earlier visit, if the page kept it). Fails with a readable reason where WebGPU has no
     /// adapter.
     pub async fn create(tuning: Option<String>) -> Result<Session, JsValue> {
         console_error_panic_hook_lite();
         let gpu = Gpu::new().await.map_err(err)?;
-        let tuning = choose_matmul(&gpu, tuning).await;
-        let matmul =
-            tuning["matmul"].as_str().and_then(|s| MatmulVariant::parse(s).ok()).unwrap_or(MatmulVariant::DEFAULT);
-        gpu.set_kernel_options(KernelOptions { matmul, checked: false }).map_err(err)?;
+        let tuning = choose_kernels(&gpu, tuning).await;
+        let d = KernelOptions::default();
+        let matmul = tuning["matmul"].as_str().and_then(|s| MatmulVariant::parse(s).ok()).unwrap_or(d.matmul);
+        let norm = tuning["norm"].as_str().and_then(|s| NormVariant::parse(s).ok()).unwrap_or(d.norm);
+        gpu.set_kernel_options(KernelOptions { matmul, norm, checked: false }).map_err(err)?;
         let l = &gpu.limits;
         let limits = json!({"max_storage_buffer_binding_size": l.max_storage_buffer_binding_size,
             "max_buffer_size": l.max_buffer_size, "max_storage_buffers_per_shader_stage": l.max_storage_buffers_per_shader_stage,
@@ -147,8 +155,8 @@ impl Session {
         })
     }
 
-    /// The matmul variant in use, as JSON: {"key" (the adapter), "matmul", "timed" (a trial
-    /// ran now: the page keeps this for the next visit), "trial_ms" (each candidate's time)}.
+    /// The kernel variants in use, as JSON: {"key" (the adapter), "matmul", "norm", "timed" (a
+    /// trial ran now: the page keeps this for the next visit), "trial_ms" (each candidate's time)}.
     pub fn tuning(&self) -> String {
         self.tuning.to_string()
     }
