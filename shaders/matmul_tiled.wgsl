@@ -78,28 +78,35 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     var a4: array<vec4<f32>, TM4>;
     var b4: array<vec4<f32>, TN4>;
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        // The tiles, THREADS values at a time (a fixed count, so that compilers unroll it: every
-        // variant's tile is a multiple of THREADS); consecutive invocations take consecutive
-        // words of the stored matrix (along K when it is row-major in K, along M or N otherwise).
-        for (var l = 0u; l < BK * BM / THREADS; l++) {
+        // The tiles, THREADS vec4s at a time (a fixed count of rounds, so that compilers unroll
+        // it: every variant's tile is a multiple of 4 * THREADS values). Each invocation writes
+        // whole vec4s (4 rows, or 4 columns, at one k), which compilers store at once; a write
+        // to a dynamically chosen component costs a read and a select on some of them.
+        // Consecutive invocations take consecutive words of the stored matrix in each of their
+        // four loads (along K when it is row-major in K, along M or N otherwise).
+        for (var l = 0u; l < BK * BM / 4u / THREADS; l++) {
             let e = tid + l * THREADS;
-            var row = e / BK;
+            var r4 = e / BK;
             var kk = e % BK;
             if (p.trans_a == 1u) {
-                row = e % BM;
-                kk = e / BM;
+                r4 = e % (BM / 4u);
+                kk = e / (BM / 4u);
             }
-            a_tile[kk * (BM / 4u) + row / 4u][row % 4u] = load_a(row0 + row, k0 + kk);
+            let row = row0 + r4 * 4u;
+            let k = k0 + kk;
+            a_tile[kk * (BM / 4u) + r4] = vec4<f32>(load_a(row, k), load_a(row + 1u, k), load_a(row + 2u, k), load_a(row + 3u, k));
         }
-        for (var l = 0u; l < BK * BN / THREADS; l++) {
+        for (var l = 0u; l < BK * BN / 4u / THREADS; l++) {
             let e = tid + l * THREADS;
-            var col = e % BN;
-            var kk = e / BN;
+            var c4 = e % (BN / 4u);
+            var kk = e / (BN / 4u);
             if (p.trans_b == 1u) {
-                col = e / BK;
+                c4 = e / BK;
                 kk = e % BK;
             }
-            b_tile[kk * (BN / 4u) + col / 4u][col % 4u] = load_b(k0 + kk, col0 + col);
+            let col = col0 + c4 * 4u;
+            let k = k0 + kk;
+            b_tile[kk * (BN / 4u) + c4] = vec4<f32>(load_b(k, col), load_b(k, col + 1u), load_b(k, col + 2u), load_b(k, col + 3u));
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {

@@ -40,6 +40,7 @@ kernels! {
     LayernormBackwardDinpRows => "layernorm_backward_dinp_rows", 64;
     Matmul => "matmul", 256;
     MatmulTiled => "matmul_tiled", 128;
+    MatmulVec4 => "matmul_vec4", 256;
     Matvec => "matvec", 64;
     MatmulBackwardBias => "matmul_backward_bias", 64;
     AttentionForward => "attention_forward", 64;
@@ -164,6 +165,7 @@ impl Kernels {
         let kernel = match self.options.matmul {
             MatmulVariant::Simple => Kernel::Matmul,
             MatmulVariant::Tiled { .. } => Kernel::MatmulTiled,
+            MatmulVariant::Vec4 => Kernel::MatmulVec4,
         };
         let (bm, bn) = self.options.matmul.tile();
         (kernel, Grid::Tiles([n.div_ceil(bn), m.div_ceil(bm), 1]))

@@ -32,15 +32,15 @@ impl Trial {
 }
 
 /// Times the candidates. `now` gives seconds from any origin. CPU adapters time a 256-sided
-/// product twice (some tens of milliseconds each natively, a second or two in all on
-/// SwiftShader; a 128-sided one was too small to tell the tiles apart: it chose the simple
-/// kernel on lavapipe, which is 1.7x slower on 512 and up); GPUs a 1024-sided one, twenty
-/// times in one submit. LayerNorm runs on 4096 rows of 128 channels (16384 of 768 on a GPU).
+/// product once after its warm-up (some milliseconds natively, 50 to 150 ms on SwiftShader; a
+/// 128-sided one was too small to tell the tiles apart: it chose the simple kernel on lavapipe,
+/// which is 1.7x slower on 512 and up) and LayerNorm on 1024 rows of 128 channels; GPUs a
+/// 1024-sided product and 16384 rows of 768, twenty times each in one submit.
 /// Sync points: a read-back of one word after each warm-up and each timed batch.
 pub async fn time_candidates(gpu: &Gpu, checked: bool, now: &dyn Fn() -> f64) -> Result<Trial, String> {
     let software = gpu.is_software();
-    let (side, reps) = if software { (256, 2) } else { (1024, 20) };
-    let (rows, channels) = if software { (4096, 128) } else { (16384, 768) };
+    let (side, reps) = if software { (256, 1) } else { (1024, 20) };
+    let (rows, channels) = if software { (1024, 128) } else { (16384, 768) };
     let base = KernelOptions { checked, ..KernelOptions::default() };
     let mut matmul = Vec::new();
     for &v in MatmulVariant::CANDIDATES.iter().filter(|v| v.fits(&gpu.limits)) {

@@ -12,6 +12,8 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulVariant {
     Simple,
+    /// matmul_vec4.wgsl: the 16x16:4x4:16 tile with named registers instead of arrays.
+    Vec4,
     /// WX x WY invocations, each owning TM x TN outputs, K staged BK at a time.
     Tiled {
         wx: u32,
@@ -31,6 +33,7 @@ impl MatmulVariant {
     /// invocations, 4x4 to 8x8 outputs each) as well as for CPU rasterisers.
     pub const CANDIDATES: &'static [MatmulVariant] = &[
         MatmulVariant::Simple,
+        MatmulVariant::Vec4,
         MatmulVariant::Tiled { wx: 16, wy: 16, tm: 4, tn: 4, bk: 16 },
         MatmulVariant::Tiled { wx: 16, wy: 16, tm: 8, tn: 8, bk: 8 },
         MatmulVariant::Tiled { wx: 16, wy: 8, tm: 8, tn: 4, bk: 16 },
@@ -42,7 +45,7 @@ impl MatmulVariant {
     /// Rows and columns of the output tile one workgroup computes.
     pub fn tile(self) -> (u32, u32) {
         match self {
-            MatmulVariant::Simple => (64, 64),
+            MatmulVariant::Simple | MatmulVariant::Vec4 => (64, 64),
             MatmulVariant::Tiled { wx, wy, tm, tn, .. } => (wy * tm, wx * tn),
         }
     }
@@ -55,8 +58,8 @@ impl MatmulVariant {
         // (see matmul_tiled.wgsl).
         tm % 4 == 0
             && tn % 4 == 0
-            && (bk * bm) % (wx * wy) == 0
-            && (bk * bn) % (wx * wy) == 0
+            && (bk * bm / 4) % (wx * wy) == 0
+            && (bk * bn / 4) % (wx * wy) == 0
             && wx * wy <= limits.max_compute_invocations_per_workgroup
             && wx <= limits.max_compute_workgroup_size_x
             && wy <= limits.max_compute_workgroup_size_y
@@ -72,10 +75,12 @@ impl MatmulVariant {
 
     /// Reads what `Display` writes: "simple" or "16x8:8x4:16" (WXxWY:TMxTN:BK).
     pub fn parse(s: &str) -> Result<MatmulVariant, String> {
-        if s == "simple" {
-            return Ok(MatmulVariant::Simple);
+        match s {
+            "simple" => return Ok(MatmulVariant::Simple),
+            "vec4" => return Ok(MatmulVariant::Vec4),
+            _ => {}
         }
-        let bad = || format!("matmul variant '{s}' is neither 'simple' nor WXxWY:TMxTN:BK, such as 16x8:8x4:16");
+        let bad = || format!("matmul variant '{s}' is not 'simple', 'vec4' or WXxWY:TMxTN:BK, such as 16x8:8x4:16");
         let nums: Vec<u32> =
             s.split([':', 'x']).map(|p| p.parse::<u32>().map_err(|_| bad())).collect::<Result<_, _>>()?;
         let [wx, wy, tm, tn, bk] = nums[..] else { return Err(bad()) };
@@ -93,6 +98,7 @@ impl fmt::Display for MatmulVariant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MatmulVariant::Simple => write!(f, "simple"),
+            MatmulVariant::Vec4 => write!(f, "vec4"),
             MatmulVariant::Tiled { wx, wy, tm, tn, bk } => write!(f, "{wx}x{wy}:{tm}x{tn}:{bk}"),
         }
     }
