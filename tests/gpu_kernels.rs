@@ -30,7 +30,7 @@ impl Bench {
         fits.into_iter()
             .map(|&matmul| {
                 let gpu = gpu().expect("the adapter went away");
-                let kernels = Kernels::with(&gpu, KernelOptions { matmul, ..Default::default() });
+                let kernels = Kernels::with(&gpu, KernelOptions { matmul, matmul_small: matmul, ..Default::default() });
                 Bench { gpu, kernels }
             })
             .collect()
@@ -69,10 +69,10 @@ impl Bench {
     fn matmul(&self, out: &GpuTensor, a: &GpuTensor, b: &GpuTensor, bias: Option<&GpuTensor>, p: MatmulParams) {
         let dummy = self.f(&[0.0]);
         let p = MatmulParams { has_bias: bias.is_some() as u32, ..p };
-        let (kernel, grid) = self.kernels.matmul_launch(p.m, p.n);
+        let (variant, grid) = self.kernels.matmul_launch(p.m, p.n, p.k);
         let bufs = [&out.buffer, &a.buffer, &b.buffer, &bias.unwrap_or(&dummy).buffer];
         let mut prog = Program::default();
-        prog.push(self.kernels.dispatch(&self.gpu, kernel, &p, &bufs, grid));
+        prog.push(self.kernels.dispatch_specialised(&self.gpu, variant.kernel(), &variant.consts(), &p, &bufs, grid));
         prog.submit(&self.gpu);
     }
 }

@@ -42,6 +42,7 @@ pub fn choice(gpu: &Gpu) -> (KernelOptions, String) {
     };
     let options = KernelOptions {
         matmul: named_matmul.unwrap_or(tuned.matmul),
+        matmul_small: named_matmul.unwrap_or(tuned.matmul_small),
         norm: named_norm.unwrap_or(tuned.norm),
         checked: args.checked,
     };
@@ -69,10 +70,11 @@ fn cached_or_timed(gpu: &Gpu, checked: bool) -> (KernelOptions, String) {
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default();
     let entry = cache.get(&key);
-    let matmul = entry.and_then(|v| MatmulVariant::parse(v["matmul"].as_str()?).ok()).filter(|v| v.fits(&gpu.limits));
+    let variant =
+        |key: &str| entry.and_then(|v| MatmulVariant::parse(v[key].as_str()?).ok()).filter(|v| v.fits(&gpu.limits));
     let norm = entry.and_then(|v| NormVariant::parse(v["norm"].as_str()?).ok());
-    if let (Some(matmul), Some(norm)) = (matmul, norm) {
-        return (KernelOptions { matmul, norm, checked }, format!("timed trial, cached in {shown}"));
+    if let (Some(matmul), Some(matmul_small), Some(norm)) = (variant("matmul"), variant("matmul_small"), norm) {
+        return (KernelOptions { matmul, matmul_small, norm, checked }, format!("timed trial, cached in {shown}"));
     }
     let origin = Instant::now();
     let now = move || origin.elapsed().as_secs_f64();
@@ -83,8 +85,10 @@ fn cached_or_timed(gpu: &Gpu, checked: bool) -> (KernelOptions, String) {
     let ms = |list: Vec<(String, f64)>| {
         list.into_iter().map(|(v, s)| (v, json!(s * 1e3))).collect::<serde_json::Map<_, _>>()
     };
-    let entry = json!({"matmul": options.matmul.to_string(), "norm": options.norm.to_string(),
+    let entry = json!({"matmul": options.matmul.to_string(), "matmul_small": options.matmul_small.to_string(),
+        "norm": options.norm.to_string(),
         "trial_ms": {"matmul": ms(trial.matmul.iter().map(|(v, s)| (v.to_string(), *s)).collect()),
+                     "matmul_small": ms(trial.matmul_small.iter().map(|(v, s)| (v.to_string(), *s)).collect()),
                      "norm": ms(trial.norm.iter().map(|(v, s)| (v.to_string(), *s)).collect())}});
     cache.insert(key, entry);
     let saved = path.as_ref().is_some_and(|p| write_atomically(p, &Value::Object(cache)).is_ok());

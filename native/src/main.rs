@@ -60,8 +60,9 @@ fn info() -> Result<(), String> {
     println!("driver: {} {}", gpu.info.driver, gpu.info.driver_info);
     let (k, how) = gpu_open::choice(&gpu);
     println!(
-        "kernels: matmul {}, layernorm {}, bounds checks {} ({how})",
+        "kernels: matmul {} (small products {}), layernorm {}, bounds checks {} ({how})",
         k.matmul,
+        k.matmul_small,
         k.norm,
         if k.checked { "on" } else { "off" }
     );

@@ -49,9 +49,9 @@ impl<'a> Rec<'a> {
         b: &wgpu::Buffer,
         bias: Option<&wgpu::Buffer>,
     ) {
-        let (kernel, grid) = self.k.matmul_launch(p.m, p.n);
+        let (variant, grid) = self.k.matmul_launch(p.m, p.n, p.k);
         let p = MatmulParams { has_bias: bias.is_some() as u32, ..p };
-        self.push(kernel, p, &[out, a, b, bias.unwrap_or(self.no_bias)], grid);
+        self.push_specialised(variant.kernel(), &variant.consts(), p, &[out, a, b, bias.unwrap_or(self.no_bias)], grid);
     }
 
     /// out (N) = a (K) @ op(b) (+ bias) for one row; see matvec.wgsl.

@@ -85,8 +85,10 @@ impl Gpu {
     /// Chooses the kernel variants and checks every model on this device will use. Refused once
     /// the pipelines exist (models built before would disagree with those built after).
     pub fn set_kernel_options(&self, options: super::KernelOptions) -> Result<(), String> {
-        if options.matmul != super::MatmulVariant::Simple && !options.matmul.fits(&self.limits) {
-            return Err(format!("matmul variant {} does not fit this adapter's workgroup limits", options.matmul));
+        for v in [options.matmul, options.matmul_small] {
+            if !v.fits(&self.limits) {
+                return Err(format!("matmul variant {v} does not fit this adapter's workgroup limits"));
+            }
         }
         match self.kernels.get() {
             Some(k) if k.options != options => Err("kernel options are set before the first model is built".into()),

@@ -120,8 +120,7 @@ impl Kernels {
         Kernels::with(gpu, KernelOptions::default())
     }
 
-    /// The pipelines; matmul_tiled.wgsl as `options.matmul` shapes it (the default tile when
-    /// the simple kernel is chosen, so that both can always be dispatched).
+    /// The pipelines, built as `options` says.
     pub fn with(gpu: &Gpu, options: KernelOptions) -> Kernels {
         let pipelines = Kernel::ALL.iter().map(|_| Default::default()).collect();
         Kernels { device: gpu.device.clone(), pipelines, specialised: Default::default(), options }
@@ -133,9 +132,10 @@ impl Kernels {
     }
 
     fn compile(&self, k: Kernel) -> wgpu::ComputePipeline {
-        let source = match (k, self.options.matmul) {
-            (Kernel::MatmulTiled, v @ MatmulVariant::Tiled { .. }) => v.tiled_source(),
-            (Kernel::MatmulTiled, _) => MatmulVariant::DEFAULT.tiled_source(),
+        // Tiled variants are dispatched specialised (see `matmul_launch`); the plain pipeline
+        // is the default tile.
+        let source = match k {
+            Kernel::MatmulTiled => MatmulVariant::DEFAULT.tiled_source(),
             _ => None,
         };
         self.compile_source(k, source.map_or(k.source().into(), Into::into))
@@ -160,15 +160,13 @@ impl Kernels {
         })
     }
 
-    /// The kernel and grid that compute out (M, N) = op(A) @ op(B) with these options.
-    pub fn matmul_launch(&self, m: u32, n: u32) -> (Kernel, Grid) {
-        let kernel = match self.options.matmul {
-            MatmulVariant::Simple => Kernel::Matmul,
-            MatmulVariant::Tiled { .. } => Kernel::MatmulTiled,
-            MatmulVariant::Vec4 => Kernel::MatmulVec4,
-        };
-        let (bm, bn) = self.options.matmul.tile();
-        (kernel, Grid::Tiles([n.div_ceil(bn), m.div_ceil(bm), 1]))
+    /// The variant that computes out (M, N) = op(A) @ op(B) with a shared dimension K, and
+    /// its grid.
+    pub fn matmul_launch(&self, m: u32, n: u32, k: u32) -> (MatmulVariant, Grid) {
+        let small = (m as u64) * (n as u64) * (k as u64) < super::variants::SMALL_MATMUL_WORK;
+        let v = if small { self.options.matmul_small } else { self.options.matmul };
+        let (bm, bn) = v.tile();
+        (v, Grid::Tiles([n.div_ceil(bn), m.div_ceil(bm), 1]))
     }
 
     /// Builds one dispatch: the kernel's `Params` uniform from `params` (a `#[repr(C)]` struct
@@ -197,6 +195,9 @@ impl Kernels {
         buffers: &[&wgpu::Buffer],
         grid: Grid,
     ) -> Dispatch {
+        if consts.is_empty() {
+            return self.dispatch(gpu, kernel, params, buffers, grid);
+        }
         let found = self.specialised.borrow().iter().find(|e| e.0 == kernel && e.1 == consts).map(|e| e.2.clone());
         let pipeline = found.unwrap_or_else(|| {
             let source = super::variants::rewrite_consts(kernel.source(), consts);

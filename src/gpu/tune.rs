@@ -15,7 +15,9 @@ pub fn adapter_key(gpu: &Gpu) -> String {
 
 /// Seconds per run of each candidate, fastest first.
 pub struct Trial {
+    /// On a product of at least `SMALL_MATMUL_WORK` multiply-adds, and on a smaller one.
     pub matmul: Vec<(MatmulVariant, f64)>,
+    pub matmul_small: Vec<(MatmulVariant, f64)>,
     pub norm: Vec<(NormVariant, f64)>,
 }
 
@@ -25,28 +27,33 @@ impl Trial {
         let d = KernelOptions::default();
         KernelOptions {
             matmul: self.matmul.first().map_or(d.matmul, |c| c.0),
+            matmul_small: self.matmul_small.first().map_or(d.matmul_small, |c| c.0),
             norm: self.norm.first().map_or(d.norm, |c| c.0),
             checked,
         }
     }
 }
 
-/// Times the candidates. `now` gives seconds from any origin. CPU adapters time a 256-sided
-/// product once after its warm-up (some milliseconds natively, 50 to 150 ms on SwiftShader; a
-/// 128-sided one was too small to tell the tiles apart: it chose the simple kernel on lavapipe,
-/// which is 1.7x slower on 512 and up) and LayerNorm on 1024 rows of 128 channels; GPUs a
-/// 1024-sided product and 16384 rows of 768, twenty times each in one submit.
+/// Times the candidates. `now` gives seconds from any origin. Matrix products come in two
+/// classes (see `SMALL_MATMUL_WORK`), each timed on one product: (1024 x 64) @ (64 x 192), the
+/// shape of a 64-channel model's projections, for small ones, and (2048 x 128) @ (128 x 384) on
+/// CPU adapters (a 128-channel model's q,k,v projection), 1024^3 on GPUs, for the rest (a 128-sided product was too small to tell the
+/// tiles apart on lavapipe). LayerNorm runs on 1024 rows of 128 channels (16384 of 768 on a
+/// GPU). CPU adapters time three runs after the warm-up and keep the fastest (single runs chose
+/// differently from one trial to the next on lavapipe); GPUs twenty in one submit.
 /// Sync points: a read-back of one word after each warm-up and each timed batch.
 pub async fn time_candidates(gpu: &Gpu, checked: bool, now: &dyn Fn() -> f64) -> Result<Trial, String> {
     let software = gpu.is_software();
-    let (side, reps) = if software { (256, 1) } else { (1024, 20) };
+    let (large, reps) = if software { ([2048, 384, 128], (3, 1)) } else { ([1024; 3], (1, 20)) };
     let (rows, channels) = if software { (1024, 128) } else { (16384, 768) };
     let base = KernelOptions { checked, ..KernelOptions::default() };
-    let mut matmul = Vec::new();
+    let (mut matmul, mut matmul_small) = (Vec::new(), Vec::new());
     for &v in MatmulVariant::CANDIDATES.iter().filter(|v| v.fits(&gpu.limits)) {
-        let kernels = Kernels::with(gpu, KernelOptions { matmul: v, ..base });
-        let bench = crate::bench::matmul_with(gpu, &kernels, [side; 3], false, false);
+        let kernels = Kernels::with(gpu, KernelOptions { matmul: v, matmul_small: v, ..base });
+        let bench = crate::bench::matmul_with(gpu, &kernels, large, false, false);
         matmul.push((v, time(gpu, &bench, reps, now).await?));
+        let bench = crate::bench::matmul_with(gpu, &kernels, [1024, 192, 64], false, false);
+        matmul_small.push((v, time(gpu, &bench, reps, now).await?));
     }
     let mut norm = Vec::new();
     for &v in NormVariant::CANDIDATES {
@@ -58,20 +65,32 @@ pub async fn time_candidates(gpu: &Gpu, checked: bool, now: &dyn Fn() -> f64) ->
         return Err(e);
     }
     matmul.sort_by(|a, b| a.1.total_cmp(&b.1));
+    matmul_small.sort_by(|a, b| a.1.total_cmp(&b.1));
     norm.sort_by(|a, b| a.1.total_cmp(&b.1));
-    Ok(Trial { matmul, norm })
+    Ok(Trial { matmul, matmul_small, norm })
 }
 
-/// Seconds per run: one run to compile and warm up, then `reps` in one submit.
-async fn time(gpu: &Gpu, bench: &OpBench, reps: usize, now: &dyn Fn() -> f64) -> Result<f64, String> {
+/// Seconds per run: one run to compile and warm up, then `rounds` timed rounds of `reps` runs
+/// in one submit; the fastest round counts (a busy CPU adapter slows some rounds, never speeds
+/// one up).
+async fn time(
+    gpu: &Gpu,
+    bench: &OpBench,
+    (rounds, reps): (usize, usize),
+    now: &dyn Fn() -> f64,
+) -> Result<f64, String> {
     bench.program.submit(gpu);
     read_bytes(gpu, &bench.out.buffer, 0, 4).await?;
-    let start = now();
-    let mut encoder = gpu.device.create_command_encoder(&Default::default());
-    for _ in 0..reps {
-        bench.program.encode(&mut encoder);
+    let mut best = f64::INFINITY;
+    for _ in 0..rounds {
+        let start = now();
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        for _ in 0..reps {
+            bench.program.encode(&mut encoder);
+        }
+        gpu.queue.submit([encoder.finish()]);
+        read_bytes(gpu, &bench.out.buffer, 0, 4).await?;
+        best = best.min((now() - start) / reps as f64);
     }
-    gpu.queue.submit([encoder.finish()]);
-    read_bytes(gpu, &bench.out.buffer, 0, 4).await?;
-    Ok((now() - start) / reps as f64)
+    Ok(best)
 }

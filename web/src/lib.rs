@@ -94,13 +94,16 @@ async fn choose_kernels(gpu: &Gpu, saved: Option<String>) -> Value {
             let ms = |list: Vec<(String, f64)>| {
                 list.into_iter().map(|(v, s)| (v, json!(s * 1e3))).collect::<serde_json::Map<_, _>>()
             };
-            json!({"key": key, "matmul": o.matmul.to_string(), "norm": o.norm.to_string(), "timed": true,
+            json!({"key": key, "matmul": o.matmul.to_string(), "matmul_small": o.matmul_small.to_string(),
+                "norm": o.norm.to_string(), "timed": true,
                 "trial_ms": {"matmul": ms(trial.matmul.iter().map(|(v, s)| (v.to_string(), *s)).collect()),
+                             "matmul_small": ms(trial.matmul_small.iter().map(|(v, s)| (v.to_string(), *s)).collect()),
                              "norm": ms(trial.norm.iter().map(|(v, s)| (v.to_string(), *s)).collect())}})
         }
         Err(_) => {
             let d = KernelOptions::default();
-            json!({"key": key, "matmul": d.matmul.to_string(), "norm": d.norm.to_string(), "timed": false})
+            json!({"key": key, "matmul": d.matmul.to_string(), "matmul_small": d.matmul_small.to_string(),
+                "norm": d.norm.to_string(), "timed": false})
         }
     }
 }
@@ -139,8 +142,10 @@ impl Session {
         let tuning = choose_kernels(&gpu, tuning).await;
         let d = KernelOptions::default();
         let matmul = tuning["matmul"].as_str().and_then(|s| MatmulVariant::parse(s).ok()).unwrap_or(d.matmul);
+        let matmul_small =
+            tuning["matmul_small"].as_str().and_then(|s| MatmulVariant::parse(s).ok()).unwrap_or(d.matmul_small);
         let norm = tuning["norm"].as_str().and_then(|s| NormVariant::parse(s).ok()).unwrap_or(d.norm);
-        gpu.set_kernel_options(KernelOptions { matmul, norm, checked: false }).map_err(err)?;
+        gpu.set_kernel_options(KernelOptions { matmul, matmul_small, norm, checked: false }).map_err(err)?;
         let l = &gpu.limits;
         let limits = json!({"max_storage_buffer_binding_size": l.max_storage_buffer_binding_size,
             "max_buffer_size": l.max_buffer_size, "max_storage_buffers_per_shader_stage": l.max_storage_buffers_per_shader_stage,
