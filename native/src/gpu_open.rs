@@ -4,8 +4,8 @@
 //! once per adapter and driver; delete the file, or name a variant, to override), and --checked.
 
 use crate::args::KernelArgs;
-use kiln::gpu::{Gpu, KernelOptions, MatmulVariant, NormVariant};
-use serde_json::{json, Value};
+use kiln::gpu::{tune, Gpu, KernelOptions, MatmulVariant, NormVariant};
+use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -61,7 +61,7 @@ fn cache_file() -> Option<PathBuf> {
 /// The cached choice for this adapter, or a trial's (then cached). A trial that fails, or a
 /// cache that cannot be written, leaves the defaults: tuning never stops a command.
 fn cached_or_timed(gpu: &Gpu, checked: bool) -> (KernelOptions, String) {
-    let key = kiln::gpu::tune::adapter_key(gpu);
+    let key = tune::adapter_key(gpu);
     let path = cache_file();
     let shown = path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
     let mut cache: serde_json::Map<String, Value> = path
@@ -69,27 +69,17 @@ fn cached_or_timed(gpu: &Gpu, checked: bool) -> (KernelOptions, String) {
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default();
-    let entry = cache.get(&key);
-    let variant =
-        |key: &str| entry.and_then(|v| MatmulVariant::parse(v[key].as_str()?).ok()).filter(|v| v.fits(&gpu.limits));
-    let norm = entry.and_then(|v| NormVariant::parse(v["norm"].as_str()?).ok());
-    if let (Some(matmul), Some(matmul_small), Some(norm)) = (variant("matmul"), variant("matmul_small"), norm) {
-        return (KernelOptions { matmul, matmul_small, norm, checked }, format!("timed trial, cached in {shown}"));
+    if let Some(options) = cache.get(&key).and_then(|v| tune::options_from_json(v, gpu, checked)) {
+        return (options, format!("timed trial, cached in {shown}"));
     }
     let origin = Instant::now();
     let now = move || origin.elapsed().as_secs_f64();
-    let Ok(trial) = pollster::block_on(kiln::gpu::tune::time_candidates(gpu, checked, &now)) else {
+    let Ok(trial) = pollster::block_on(tune::time_candidates(gpu, checked, &now)) else {
         return (KernelOptions { checked, ..Default::default() }, "defaults (the timed trial failed)".into());
     };
     let options = trial.options(checked);
-    let ms = |list: Vec<(String, f64)>| {
-        list.into_iter().map(|(v, s)| (v, json!(s * 1e3))).collect::<serde_json::Map<_, _>>()
-    };
-    let entry = json!({"matmul": options.matmul.to_string(), "matmul_small": options.matmul_small.to_string(),
-        "norm": options.norm.to_string(),
-        "trial_ms": {"matmul": ms(trial.matmul.iter().map(|(v, s)| (v.to_string(), *s)).collect()),
-                     "matmul_small": ms(trial.matmul_small.iter().map(|(v, s)| (v.to_string(), *s)).collect()),
-                     "norm": ms(trial.norm.iter().map(|(v, s)| (v.to_string(), *s)).collect())}});
+    let mut entry = tune::options_json(&options);
+    entry["trial_ms"] = trial.times_json();
     cache.insert(key, entry);
     let saved = path.as_ref().is_some_and(|p| write_atomically(p, &Value::Object(cache)).is_ok());
     let how = if saved {

@@ -94,3 +94,31 @@ async fn time(
     }
     Ok(best)
 }
+
+impl Trial {
+    /// Each candidate's milliseconds, by kind, as JSON: what the front ends keep beside the choice.
+    pub fn times_json(&self) -> serde_json::Value {
+        fn ms<V: std::fmt::Display>(list: &[(V, f64)]) -> serde_json::Value {
+            list.iter().map(|(v, s)| (v.to_string(), serde_json::json!(s * 1e3))).collect()
+        }
+        serde_json::json!({"matmul": ms(&self.matmul), "matmul_small": ms(&self.matmul_small), "norm": ms(&self.norm)})
+    }
+}
+
+/// The chosen variants as JSON, {"matmul", "matmul_small", "norm"}: how both front ends keep them.
+pub fn options_json(o: &KernelOptions) -> serde_json::Value {
+    serde_json::json!({"matmul": o.matmul.to_string(), "matmul_small": o.matmul_small.to_string(),
+        "norm": o.norm.to_string()})
+}
+
+/// Reads what `options_json` wrote, None where anything is missing, unknown or does not fit
+/// this adapter (a new build's variants, another GPU's limits): then the trial runs again.
+pub fn options_from_json(v: &serde_json::Value, gpu: &Gpu, checked: bool) -> Option<KernelOptions> {
+    let matmul = |key: &str| MatmulVariant::parse(v[key].as_str()?).ok().filter(|m| m.fits(&gpu.limits));
+    Some(KernelOptions {
+        matmul: matmul("matmul")?,
+        matmul_small: matmul("matmul_small")?,
+        norm: NormVariant::parse(v["norm"].as_str()?).ok()?,
+        checked,
+    })
+}

@@ -12,7 +12,7 @@ use kiln::checkpoint::Checkpoint;
 use kiln::config::{ModelConfig, RunSettings, TrainConfig, DEFAULT_PRESET};
 use kiln::data::Dataset;
 use kiln::gpt::{Layout, Mode};
-use kiln::gpu::{Gpu, KernelOptions, MatmulVariant, NormVariant};
+use kiln::gpu::{tune, Gpu, KernelOptions};
 use kiln::plan::MemoryPlan;
 use kiln::sample::SampleOptions;
 use kiln::tokenizer::Tokenizer;
@@ -77,35 +77,24 @@ fn now_s() -> f64 {
     ms.unwrap_or_else(js_sys::Date::now) / 1e3
 }
 
-/// The kernel variants for this adapter: those in `saved` (JSON the worker kept from an earlier
-/// trial, {"key", "matmul", "norm"}) when they were chosen on this adapter, else a timed trial's.
-async fn choose_kernels(gpu: &Gpu, saved: Option<String>) -> Value {
-    let key = kiln::gpu::tune::adapter_key(gpu);
+/// The kernel variants for this adapter, as JSON (see `Session::tuning`): those in `saved` (what
+/// the worker kept from an earlier trial) when they were chosen on this adapter, else a timed
+/// trial's.
+async fn choose_kernels(gpu: &Gpu, saved: Option<String>) -> (KernelOptions, Value) {
+    let key = tune::adapter_key(gpu);
     let saved = saved.and_then(|s| serde_json::from_str::<Value>(&s).ok()).filter(|v| v["key"] == key.as_str());
-    let matmul =
-        saved.as_ref().and_then(|v| MatmulVariant::parse(v["matmul"].as_str()?).ok()).filter(|v| v.fits(&gpu.limits));
-    let norm = saved.as_ref().and_then(|v| NormVariant::parse(v["norm"].as_str()?).ok());
-    if let (Some(matmul), Some(norm)) = (matmul, norm) {
-        return json!({"key": key, "matmul": matmul.to_string(), "norm": norm.to_string(), "timed": false});
-    }
-    match kiln::gpu::tune::time_candidates(gpu, false, &now_s).await {
-        Ok(trial) => {
-            let o = trial.options(false);
-            let ms = |list: Vec<(String, f64)>| {
-                list.into_iter().map(|(v, s)| (v, json!(s * 1e3))).collect::<serde_json::Map<_, _>>()
-            };
-            json!({"key": key, "matmul": o.matmul.to_string(), "matmul_small": o.matmul_small.to_string(),
-                "norm": o.norm.to_string(), "timed": true,
-                "trial_ms": {"matmul": ms(trial.matmul.iter().map(|(v, s)| (v.to_string(), *s)).collect()),
-                             "matmul_small": ms(trial.matmul_small.iter().map(|(v, s)| (v.to_string(), *s)).collect()),
-                             "norm": ms(trial.norm.iter().map(|(v, s)| (v.to_string(), *s)).collect())}})
-        }
-        Err(_) => {
-            let d = KernelOptions::default();
-            json!({"key": key, "matmul": d.matmul.to_string(), "matmul_small": d.matmul_small.to_string(),
-                "norm": d.norm.to_string(), "timed": false})
-        }
-    }
+    let (options, timed, times) = match saved.as_ref().and_then(|v| tune::options_from_json(v, gpu, false)) {
+        Some(o) => (o, false, Value::Null),
+        None => match tune::time_candidates(gpu, false, &now_s).await {
+            Ok(trial) => (trial.options(false), true, trial.times_json()),
+            Err(_) => (KernelOptions::default(), false, Value::Null),
+        },
+    };
+    let mut json = tune::options_json(&options);
+    json["key"] = key.into();
+    json["timed"] = timed.into();
+    json["trial_ms"] = times;
+    (options, json)
 }
 
 fn err(e: impl std::fmt::Display) -> JsValue {
@@ -139,13 +128,8 @@ impl Session {
     pub async fn create(tuning: Option<String>) -> Result<Session, JsValue> {
         console_error_panic_hook_lite();
         let gpu = Gpu::new().await.map_err(err)?;
-        let tuning = choose_kernels(&gpu, tuning).await;
-        let d = KernelOptions::default();
-        let matmul = tuning["matmul"].as_str().and_then(|s| MatmulVariant::parse(s).ok()).unwrap_or(d.matmul);
-        let matmul_small =
-            tuning["matmul_small"].as_str().and_then(|s| MatmulVariant::parse(s).ok()).unwrap_or(d.matmul_small);
-        let norm = tuning["norm"].as_str().and_then(|s| NormVariant::parse(s).ok()).unwrap_or(d.norm);
-        gpu.set_kernel_options(KernelOptions { matmul, matmul_small, norm, checked: false }).map_err(err)?;
+        let (options, tuning) = choose_kernels(&gpu, tuning).await;
+        gpu.set_kernel_options(options).map_err(err)?;
         let l = &gpu.limits;
         let limits = json!({"max_storage_buffer_binding_size": l.max_storage_buffer_binding_size,
             "max_buffer_size": l.max_buffer_size, "max_storage_buffers_per_shader_stage": l.max_storage_buffers_per_shader_stage,
