@@ -120,29 +120,102 @@ fn check<T>(what: &str, size: usize, load: impl FnOnce() -> Result<T, String>) {
     assert!(largest <= limit, "{what}: an allocation of {largest} bytes for {size} bytes of input");
 }
 
+/// Mutation rounds: the suite's short pass, times $KILN_FUZZ_SCALE for a long run.
+fn rounds(short: usize) -> usize {
+    short * std::env::var("KILN_FUZZ_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(1)
+}
+
+/// At most this many inputs are kept per loader and file: the corpus stays small in the repo.
+const KEEP_PER_FILE: usize = 8;
+
+/// FNV-1a, to name kept inputs by their content.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
+/// Fuzzes one loader over a set of named files (one file changed per round): first every input
+/// kept in `tests/fuzz/corpus/<loader>/<file>/`, then `short` rounds (see `rounds`) of mutations
+/// of the seed or of a kept input. With KILN_FUZZ_KEEP=1 an input whose outcome (the error
+/// message, digits masked) no earlier input had is added to the corpus: a long run's
+/// interesting inputs, replayed by every short one. Returns how many kept inputs it replayed.
+fn fuzz(
+    loader: &str,
+    seed: HashMap<&str, Vec<u8>>,
+    short: usize,
+    rng_seed: u64,
+    load: impl Fn(&HashMap<&str, Vec<u8>>) -> Result<(), String>,
+) -> usize {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/corpus").join(loader);
+    let keep = std::env::var("KILN_FUZZ_KEEP").as_deref() == Ok("1");
+    let mut names: Vec<&str> = seed.keys().copied().collect();
+    names.sort();
+    let mut kept: Vec<(&str, Vec<u8>)> = Vec::new();
+    for &name in &names {
+        let Ok(entries) = std::fs::read_dir(root.join(name)) else { continue };
+        let mut paths: Vec<_> = entries.filter_map(|e| Some(e.ok()?.path())).collect();
+        paths.sort();
+        kept.extend(paths.iter().map(|p| (name, std::fs::read(p).unwrap())));
+    }
+    let replayed = kept.len();
+    let mut seen = std::collections::HashSet::new();
+    let mut outcome = |files: &HashMap<&str, Vec<u8>>, what: &str| {
+        let size: usize = files.values().map(Vec::len).sum();
+        let mut result = Ok(());
+        check(what, size, || {
+            result = load(files);
+            Ok(())
+        });
+        // A coarse outcome: the message's first words, less names and numbers (which vary with
+        // every input and would make each one look new).
+        let key = match result {
+            Ok(()) => "ok".to_string(),
+            Err(e) => {
+                let plain = |w: &&str| !w.contains(|c: char| c.is_ascii_digit() || "`'\"".contains(c));
+                e.split_whitespace().filter(plain).take(7).collect::<Vec<_>>().join(" ")
+            }
+        };
+        seen.insert(key)
+    };
+    for (i, (name, bytes)) in kept.iter().enumerate() {
+        let mut files = seed.clone();
+        files.insert(name, bytes.clone());
+        outcome(&files, &format!("{loader}: kept input {i} ({name})"));
+    }
+    let mut rng = Lcg(rng_seed);
+    for round in 0..rounds(short) {
+        let (name, from) = match rng.below(2) {
+            0 if !kept.is_empty() => {
+                let (name, bytes) = &kept[rng.below(kept.len())];
+                (*name, bytes.clone())
+            }
+            _ => {
+                let name = names[round % names.len()];
+                (name, seed[name].clone())
+            }
+        };
+        let mut files = seed.clone();
+        let mutated = mutate(&from, &mut rng);
+        files.insert(name, mutated.clone());
+        let new = outcome(&files, &format!("{loader}: round {round}, {name}"));
+        let dir = root.join(name);
+        if new && keep && std::fs::read_dir(&dir).map_or(0, |d| d.count()) < KEEP_PER_FILE {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("{:016x}", fnv(&mutated))), &mutated).unwrap();
+        }
+    }
+    replayed
+}
+
 #[test]
 fn checkpoint_files_never_panic_or_overallocate() {
     let files: HashMap<&str, Vec<u8>> = seed().to_files().into_iter().collect();
-    let names: Vec<&str> = files.keys().copied().collect();
-    let mut rng = Lcg(2026);
-    for round in 0..10000 {
-        let target = names[round % names.len()];
-        let mut bad = files.clone();
-        let mutated = mutate(&files[target], &mut rng);
-        bad.insert(target, mutated);
-        let size: usize = bad.values().map(Vec::len).sum();
-        check(&format!("round {round}, {target}"), size, || Checkpoint::from_files(|n| bad.get(n).cloned()));
-    }
+    fuzz("checkpoint", files, 10000, 2026, |f| Checkpoint::from_files(|n| f.get(n).cloned()).map(drop));
 }
 
 #[test]
 fn packed_checkpoints_never_panic_or_overallocate() {
-    let packed = seed().to_packed();
-    let mut rng = Lcg(7);
-    for round in 0..6000 {
-        let bad = mutate(&packed, &mut rng);
-        check(&format!("packed round {round}"), bad.len(), || Checkpoint::from_packed(&bad));
-    }
+    let files = HashMap::from([("model.kiln", seed().to_packed())]);
+    fuzz("packed", files, 6000, 7, |f| Checkpoint::from_packed(&f["model.kiln"]).map(drop));
 }
 
 #[test]
@@ -151,12 +224,47 @@ fn task_files_never_panic() {
         "{\"prompt\": \"To be\\nPlace:\", \"completion\": \" A room.\"}\n",
         "{\"prompt\": \"Or not\\nGenre:\", \"completion\": \" comedy\", \"choices\": [\" comedy\", \" tragedy\"], \"answer\": 0}\n",
     );
-    let mut rng = Lcg(9);
-    for round in 0..10000 {
-        let bad = mutate(good.as_bytes(), &mut rng);
-        let text = String::from_utf8_lossy(&bad).into_owned();
-        check(&format!("task round {round}"), bad.len(), || kiln::task::parse_examples(&text, "task.jsonl"));
-    }
+    let files = HashMap::from([("task.jsonl", good.as_bytes().to_vec())]);
+    fuzz("task", files, 10000, 9, |f| {
+        kiln::task::parse_examples(&String::from_utf8_lossy(&f["task.jsonl"]), "task.jsonl").map(drop)
+    });
+}
+
+/// A LoRA run's folder as Kiln writes it (PEFT's adapter_model.safetensors and
+/// adapter_config.json, with config.json, tokenizer.json and the training state).
+#[test]
+fn lora_adapter_files_never_panic_or_overallocate() {
+    let base = seed();
+    let lora = kiln::lora::LoraConfig { rank: 2, alpha: 4.0 };
+    let adapters = kiln::lora::init_adapters(&base.cfg, &lora, 3);
+    let state = TrainState {
+        train: TrainConfig::default(),
+        step: 3,
+        rng_state: 5,
+        adam_m: kiln::lora::init_adapters(&base.cfg, &lora, 4),
+        adam_v: kiln::lora::init_adapters(&base.cfg, &lora, 5),
+        run: serde_json::json!({}),
+    };
+    let run = kiln::lora::LoraRun {
+        cfg: base.cfg,
+        lora,
+        adapters,
+        tokenizer_json: base.tokenizer_json,
+        base: "runs/base".into(),
+        state: Some(state),
+    };
+    let files: HashMap<&str, Vec<u8>> = run.to_files().into_iter().collect();
+    assert!(kiln::lora::LoraRun::from_files(|n| files.get(n).cloned()).is_ok(), "the seed itself loads");
+    fuzz("lora", files, 8000, 31, |f| kiln::lora::LoraRun::from_files(|n| f.get(n).cloned()).map(drop));
+}
+
+/// The kept corpus is there and replayed: a test that fuzzes only fresh mutations would not
+/// notice it had gone.
+#[test]
+fn the_kept_corpus_is_replayed() {
+    let files: HashMap<&str, Vec<u8>> = seed().to_files().into_iter().collect();
+    let replayed = fuzz("checkpoint", files, 0, 1, |f| Checkpoint::from_files(|n| f.get(n).cloned()).map(drop));
+    assert!(replayed >= 20, "only {replayed} kept checkpoint inputs in tests/fuzz/corpus/checkpoint");
 }
 
 #[test]

@@ -45,6 +45,7 @@ export async function finetuneCommand(session, m, post) {
           const r = JSON.parse(await session.train(chunk));
           const t1 = performance.now();
           post('ft-step', { step: r.step, steps: info.steps, loss: r.loss, tps: (chunk * r.tokens_per_step) / ((t1 - t0) / 1000) });
+          if (r.diverged) throw r.diverged;
           if (r.done || r.step % m.evalEvery === 0) post('ft-eval', { step: r.step, val: await session.evaluate() });
           t0 = performance.now();
           if (r.done) break;

@@ -144,6 +144,7 @@ async function loop() {
       const firstStep = trainPressed === null ? null : (t1 - trainPressed) / 1000;
       trainPressed = null;
       post('step', { step: r.step, loss: r.loss, skipped: r.skipped, lr: r.lr, tps, done: r.done, steps: settings.steps, firstStep });
+      if (r.diverged) throw r.diverged; // shown as the status; the saved run is offered again
       const at = (every) => every > 0 && r.step % every === 0;
       if (at(settings.evalEvery) || r.done) {
         post('eval', { step: r.step, val: await session.evaluate() });

@@ -100,3 +100,28 @@ fn write_atomically(path: &PathBuf, value: &Value) -> std::io::Result<()> {
     std::fs::write(&tmp, serde_json::to_string_pretty(value).unwrap_or_default())?;
     std::fs::rename(&tmp, path)
 }
+
+/// For the fault test (native/tests/faults.rs): `KILN_TEST_GPU_FAULT=lose@N` destroys the device
+/// after step N, `invalid@N` makes a validation error there (a buffer both mapped for reading and
+/// for writing, which WebGPU forbids). Unset, it does nothing; no other fault can be provoked on
+/// demand on a working adapter.
+pub fn test_fault(gpu: &Gpu, step: usize) {
+    static FAULT: OnceLock<Option<(String, usize)>> = OnceLock::new();
+    let fault = FAULT.get_or_init(|| {
+        let v = std::env::var("KILN_TEST_GPU_FAULT").ok()?;
+        let (kind, at) = v.split_once('@')?;
+        Some((kind.to_string(), at.parse().ok()?))
+    });
+    match fault {
+        Some((kind, at)) if *at == step && kind == "lose" => gpu.device.destroy(),
+        Some((kind, at)) if *at == step && kind == "invalid" => {
+            let _ = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("deliberately invalid (KILN_TEST_GPU_FAULT)"),
+                size: 4,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::MAP_WRITE,
+                mapped_at_creation: false,
+            });
+        }
+        _ => {}
+    }
+}

@@ -296,6 +296,9 @@ pub fn train_loop(
         Ok(())
     };
 
+    // Whether the run folder holds a checkpoint to go on from, for the messages that end a run.
+    let saved = || ["model.safetensors", "adapter_model.safetensors"].iter().any(|f| out.join(f).is_file());
+    let command = if s.task.is_some() { "finetune" } else { "train" };
     report.start_progress(train.steps, trainer.step);
     let started = (Instant::now(), trainer.step);
     let mut last = (Instant::now(), trainer.step);
@@ -305,13 +308,18 @@ pub fn train_loop(
         let at = |every: usize| every > 0 && step.is_multiple_of(every);
         let log = at(s.log_every.max(1)) || step == 1 || step == train.steps;
         let lr = trainer.lr();
-        let loss = match (pollster::block_on(trainer.step(gpu, log)), gpu.failure()) {
+        let stepped = pollster::block_on(trainer.step(gpu, log));
+        crate::gpu_open::test_fault(gpu, step);
+        let loss = match (stepped, gpu.failure()) {
             (_, Some(why)) | (Err(why), None) => {
                 report.finish_progress();
-                return Err(format!(
-                    "{why}; resume from the last checkpoint with: kiln train --resume {}",
-                    out.display()
-                ));
+                return Err(match saved() {
+                    true => format!(
+                        "{why}; the last checkpoint is intact: continue with kiln {command} --resume {}",
+                        out.display()
+                    ),
+                    false => format!("{why}; no checkpoint had been written yet"),
+                });
             }
             (Ok(loss), None) => loss,
         };
@@ -325,17 +333,18 @@ pub fn train_loop(
             if loss.is_finite() {
                 history.train.push((step, loss));
             }
+            let held = gpu.buffers_held(); // GPU memory, to show a long run's does not grow
             let skipped_note = if skipped > 0 { format!(" | {skipped} skipped") } else { String::new() };
             report.progress(step, format!("loss {loss:.4} | {tps:.0} tok/s{skipped_note}"));
             report.event(
                 json!({"event": "step", "step": step, "loss": loss.is_finite().then(|| round4(loss)), "lr": lr,
-                       "tokens_per_s": tps.round(), "skipped": skipped}),
+                       "tokens_per_s": tps.round(), "skipped": skipped,
+                       "gpu_buffers": held.map(|h| h.0), "gpu_bytes": held.map(|h| h.1)}),
                 "",
             );
             if let Err(why) = trainer.diverged() {
                 report.finish_progress();
-                let saved = ["model.safetensors", "adapter_model.safetensors"].iter().any(|f| out.join(f).is_file());
-                return Err(if saved {
+                return Err(if saved() {
                     format!("{why}; the last checkpoint in {} is intact", out.display())
                 } else {
                     format!("{why}; no checkpoint had been written yet")

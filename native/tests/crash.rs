@@ -2,7 +2,8 @@
 //! times and more, with a checkpoint every step so that many kills land in a checkpoint write. After
 //! each kill the run folder must resume, and the resumed run must log the same losses, bit for
 //! bit, as a run that was never stopped; a folder killed before its first checkpoint was complete
-//! must say so in one line rather than load something half written.
+//! must say so in one line rather than load something half written. And GPU faults: a lost
+//! device or a validation error mid-run ends the run in one line with its last checkpoint intact.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -172,4 +173,52 @@ fn killed_finetuning_resumes_to_the_same_losses() {
     kill_and_resume("finetune", &first, 12, 12);
     let _ = std::fs::remove_dir_all(&base);
     let _ = std::fs::remove_file(&task);
+}
+
+/// A lost device (`lose`) or a validation error (`invalid`), provoked after step 15 of 30 with a
+/// checkpoint every 10 steps: the run ends with one line that says what happened and how to go
+/// on, the folder still holds step 10's checkpoint, and resuming from it logs the same losses as
+/// a run that met no fault.
+#[test]
+fn a_gpu_fault_ends_the_run_in_one_line_and_its_checkpoint_resumes() {
+    if !gpu_available() {
+        return;
+    }
+    let args = |dir: &Path| {
+        let mut a = fresh(dir, &[&["train"][..], TINY].concat());
+        let every = a.iter().position(|s| s == "--checkpoint-every").unwrap();
+        a[every + 1] = "10".into();
+        let steps = a.iter().position(|s| s == "--steps").unwrap();
+        a[steps + 1] = "30".into();
+        a
+    };
+    let losses =
+        |stdout: &[u8]| -> Vec<(u64, String)> { String::from_utf8_lossy(stdout).lines().filter_map(step_of).collect() };
+    let reference_dir = scratch("fault-reference");
+    let out = kiln().args(args(&reference_dir)).output().unwrap();
+    assert!(out.status.success(), "reference run: {}", String::from_utf8_lossy(&out.stderr));
+    let reference = losses(&out.stdout);
+    assert_eq!(reference.len(), 30);
+    for (fault, what) in [("lose@15", "device was lost"), ("invalid@15", "GPU error")] {
+        let dir = scratch(&format!("fault-{fault}"));
+        let out = kiln().args(args(&dir)).env("KILN_TEST_GPU_FAULT", fault).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{fault}: the run went on after the fault");
+        assert_eq!(err.trim().lines().count(), 1, "{fault}: {err}");
+        assert!(err.contains(what) && err.contains("--resume"), "{fault}: {err}");
+        assert!(!err.contains("panicked"), "{fault}: {err}");
+        // Steps before the fault were logged as usual (step 15's own, or the next, is where the
+        // run notices it, depending on when wgpu reports it); nothing after it.
+        let logged = losses(&out.stdout);
+        assert!((14..=16).contains(&logged.len()), "{fault}: {} steps logged", logged.len());
+        assert_eq!(logged, reference[..logged.len()], "{fault}");
+        let state = std::fs::read_to_string(dir.join("training_state.json")).unwrap();
+        let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+        assert_eq!(state["step"], 10, "{fault}: the folder should hold step 10's checkpoint");
+        let out = kiln().args(["train", "--resume", dir.to_str().unwrap(), "--json"]).output().unwrap();
+        assert!(out.status.success(), "{fault}: resuming: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(losses(&out.stdout), reference[10..], "{fault}: the resumed run differs");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let _ = std::fs::remove_dir_all(&reference_dir);
 }

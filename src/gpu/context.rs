@@ -56,15 +56,15 @@ impl Gpu {
         };
         let f = failure.clone();
         device.set_device_lost_callback(move |reason, msg| {
-            keep(&f, format!("the GPU device was lost ({reason:?}): {msg}"))
+            let msg = if msg.is_empty() { String::new() } else { format!(": {}", one_line(&msg)) };
+            keep(&f, format!("the GPU device was lost ({reason:?}){msg}"))
         });
-        // In the browser an uncaptured error is kept for the page to report; natively wgpu's
-        // default (a panic naming the error) stays, so tests fail loudly on any misuse.
-        #[cfg(target_arch = "wasm32")]
-        {
-            let f = failure.clone();
-            device.on_uncaptured_error(Arc::new(move |e| keep(&f, format!("GPU error: {e}"))));
-        }
+        // An uncaptured error (a validation error, running out of memory) is kept rather than
+        // left to wgpu's default, a panic: the front end then ends the run with one line and the
+        // last checkpoint as it was. Tests still fail loudly: every read-back after the error
+        // returns it (`tensor::map_and_read`).
+        let f = failure.clone();
+        device.on_uncaptured_error(Arc::new(move |e| keep(&f, format!("GPU error: {}", one_line(&e.to_string())))));
         Ok(Gpu {
             device,
             queue,
@@ -105,6 +105,15 @@ impl Gpu {
         self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The storage Kiln holds on the device now: (buffers, bytes), where the backend counts them
+    /// (natively on Vulkan, Metal and DX12; never in the browser). For the step events, to show
+    /// that a long run's GPU memory does not grow.
+    pub fn buffers_held(&self) -> Option<(u64, u64)> {
+        let hal = self.device.get_internal_counters().hal;
+        let (buffers, bytes) = (hal.buffers.read(), hal.buffer_memory.read());
+        (buffers > 0).then_some((buffers as u64, bytes as u64))
+    }
+
     /// True for CPU-backed adapters such as lavapipe or SwiftShader: fine for correctness, slow.
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
@@ -131,6 +140,11 @@ impl fmt::Display for Gpu {
         }
         write!(f, ")")
     }
+}
+
+/// wgpu's errors span lines ("Caused by: ..."); a front end ends a run with one.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(not(target_arch = "wasm32"))]

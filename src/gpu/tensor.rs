@@ -115,5 +115,11 @@ pub async fn map_and_read(gpu: &Gpu, staging: &wgpu::Buffer) -> Result<Vec<u8>, 
         Err(e) => return Err(why(format!("reading from the GPU failed: {e:?}"))),
     };
     staging.unmap();
-    Ok(bytes)
+    // The copy may have succeeded while the work that filled the buffer did not (a validation
+    // error skips a command buffer, leaving old values): after any fault, nothing read is
+    // trusted, so a checkpoint is never written from it.
+    match gpu.failure() {
+        Some(failure) => Err(failure),
+        None => Ok(bytes),
+    }
 }

@@ -101,6 +101,18 @@ fn err(e: impl std::fmt::Display) -> JsValue {
     JsValue::from_str(&e.to_string())
 }
 
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(f: &js_sys::Function, ms: i32);
+}
+
+/// Resolves after `ms` milliseconds, letting the browser deliver pending events meanwhile.
+async fn settle(ms: i32) {
+    let wait = js_sys::Promise::new(&mut |resolve, _| set_timeout(&resolve, ms));
+    let _ = wasm_bindgen_futures::JsFuture::from(wait).await;
+}
+
 /// Runs `f` with the session's state taken out, and puts it back afterwards.
 fn with_state<F, Fut>(cell: &Rc<RefCell<Option<State>>>, f: F) -> js_sys::Promise
 where
@@ -111,6 +123,11 @@ where
     future_to_promise(async move {
         let state = cell.borrow_mut().take().ok_or_else(|| err("busy: another GPU operation is still running"))?;
         let (state, result) = f(state).await;
+        if result.is_err() && state.gpu.failure().is_none() {
+            // A lost device fails the read-back before the browser resolves `device.lost`: give
+            // it a moment, so the page says the device was lost rather than that a map failed.
+            settle(100).await;
+        }
         let lost = state.gpu.failure();
         *cell.borrow_mut() = Some(state);
         match lost {
@@ -212,9 +229,10 @@ impl Session {
         Ok(info)
     }
 
-    /// Runs up to `n` training steps; resolves to {"step","loss","skipped","done"} with the loss
-    /// of the last one (the only read-back; null where it was not finite, and that step's update
-    /// skipped). Rejects, the weights as they were, when a run of steps was skipped.
+    /// Runs up to `n` training steps; resolves to {"step","loss","skipped","done","diverged"} with
+    /// the loss of the last one (the only read-back; null where it was not finite, and that
+    /// step's update skipped). "diverged" says why the run must stop (a run of skipped steps,
+    /// the weights as they were), or is null.
     pub fn train(&self, n: u32) -> js_sys::Promise {
         with_state(&self.state, move |mut s| async move {
             let r = async {
@@ -229,11 +247,11 @@ impl Session {
                     loss = trainer.step(&s.gpu, last).await.map_err(err)?;
                 }
                 let skipped = trainer.skipped_steps();
-                trainer.diverged().map_err(err)?;
+                let diverged = trainer.diverged().err();
                 let loss = loss.filter(|l| l.is_finite());
                 Ok(JsValue::from_str(
                     &json!({"step": trainer.step, "loss": loss, "skipped": skipped, "lr": trainer.lr(),
-                    "done": trainer.done(), "tokens_per_step": trainer.tokens_per_step()})
+                    "done": trainer.done(), "tokens_per_step": trainer.tokens_per_step(), "diverged": diverged})
                     .to_string(),
                 ))
             }
