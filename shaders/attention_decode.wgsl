@@ -5,7 +5,15 @@
 //   out[h*hs + d] = sum over t2 of att[h, t2] * v[t2, h*hs + d]
 // The probabilities stay in `att` for the page's attention view.
 
-struct Params { c: u32, nh: u32, max_t: u32 }
+struct Params { c: u32, nh: u32, max_t: u32 } // c and nh: as HS * NH and NH below
+
+// The head size and the number of heads, compiled in (rewritten for each model; see
+// `gpt::forward`). Read from the uniform, as loop bounds and a condition, they made lavapipe
+// (Mesa 22.3) compile the kernel again at every dispatch with the values inlined, and keep every
+// copy: 166 KB of host memory and about 2 ms per generated token (native/tests/soak.rs found it).
+const HS: u32 = 64u;
+const NH: u32 = 12u;
+const C: u32 = HS * NH;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;  // (C)
@@ -18,15 +26,14 @@ struct Params { c: u32, nh: u32, max_t: u32 }
 @compute @workgroup_size(64)
 fn attention_decode(@builtin(global_invocation_id) gid: vec3<u32>) {
     let h = gid.x;
-    if (h >= p.nh) { return; }
+    if (h >= NH) { return; }
     let pos = cursor[1];
-    let hs = p.c / p.nh;
-    let scale = 1.0 / sqrt(f32(hs));
+    let scale = 1.0 / sqrt(f32(HS));
     let row = h * p.max_t;
     var maxv = -3.0e38;
     for (var t2 = 0u; t2 <= pos; t2++) {
         var dot = 0.0;
-        for (var d = 0u; d < hs; d++) { dot += qkv[h * hs + d] * cache_k[t2 * p.c + h * hs + d]; }
+        for (var d = 0u; d < HS; d++) { dot += qkv[h * HS + d] * cache_k[t2 * C + h * HS + d]; }
         let s = dot * scale;
         att[row + t2] = s;
         maxv = max(maxv, s);
@@ -38,9 +45,9 @@ fn attention_decode(@builtin(global_invocation_id) gid: vec3<u32>) {
         sum += e;
     }
     for (var t2 = 0u; t2 <= pos; t2++) { att[row + t2] /= sum; }
-    for (var d = 0u; d < hs; d++) {
+    for (var d = 0u; d < HS; d++) {
         var acc = 0.0;
-        for (var t2 = 0u; t2 <= pos; t2++) { acc += att[row + t2] * cache_v[t2 * p.c + h * hs + d]; }
-        out[h * hs + d] = acc;
+        for (var t2 = 0u; t2 <= pos; t2++) { acc += att[row + t2] * cache_v[t2 * C + h * HS + d]; }
+        out[h * HS + d] = acc;
     }
 }

@@ -157,7 +157,9 @@ pub(crate) fn block_forward(
             r.push(Kernel::KvAppend, KvAppendParams { c: u(c) }, &bufs, Grid::Threads(c));
             let params = AttentionDecodeParams { c: u(c), nh: u(nh), max_t: u(*max_t) };
             let bufs = [&a.atty.buffer, &a.att.buffer, &a.qkv.buffer, &cache_k.buffer, &cache_v.buffer, &cursor.buffer];
-            r.push(Kernel::AttentionDecode, params, &bufs, Grid::Threads(nh));
+            // The head size and count compiled in: see attention_decode.wgsl for why.
+            let consts = [("HS", u(c / nh)), ("NH", u(nh))];
+            r.push_specialised(Kernel::AttentionDecode, &consts, params, &bufs, Grid::Threads(nh));
         }
     }
     linear(r, proj, &a.atty, p.attn_proj_w, [n, c, c]);
