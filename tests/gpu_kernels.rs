@@ -165,7 +165,7 @@ fn layernorm_forward_and_backward_on(g: &Bench, norm: NormVariant, n: usize, c: 
         Kernel::LayernormBackwardDparams,
         &p,
         &[&dw_g, &db_g, &dout_g, &inp_g, &mean_g, &rstd_g],
-        [c.div_ceil(64) as u32, 1, 1],
+        [c.div_ceil(16) as u32, 1, 1], // 16 channels a workgroup
     );
     assert_close("layernorm_backward dinp", &g.read(&dinp_g), &dinp, RTOL, ATOL);
     assert_close("layernorm_backward dweight", &g.read(&dw_g), &dw, RTOL, ATOL);
@@ -230,7 +230,7 @@ fn matmul_forward_and_backward_on(g: &Bench) {
             None,
             MatmulParams { m: u(c), n: u(oc), k: u(n), trans_a: 1, ..Default::default() },
         );
-        g.run(Kernel::MatmulBackwardBias, &[n as u32, oc as u32], &[&db_g, &dout_g], [oc.div_ceil(64) as u32, 1, 1]);
+        g.run(Kernel::MatmulBackwardBias, &[n as u32, oc as u32], &[&db_g, &dout_g], [oc.div_ceil(16) as u32, 1, 1]);
         assert_close("matmul backward dinp", &g.read(&dinp_g), &dinp, RTOL, ATOL);
         assert_close("matmul backward dweight", &g.read(&dw_g), &dw, RTOL, ATOL);
         assert_close("matmul backward dbias", &g.read(&db_g), &db, RTOL, ATOL);

@@ -135,7 +135,7 @@ impl GpuGpt {
         let Some(grads) = grads else { return };
         let (dw, db) = (&grads.tensors[w].whole().buffer, &grads.tensors[w + 1].whole().buffer);
         let bufs = [dw, db, &d.dln.buffer, &inp.buffer, &mean.buffer, &rstd.buffer];
-        r.push(Kernel::LayernormBackwardDparams, params, &bufs, Grid::Threads(c));
+        r.push(Kernel::LayernormBackwardDparams, params, &bufs, Grid::Groups(c.div_ceil(COLUMNS_PER_GROUP)));
     }
 }
 
@@ -163,6 +163,10 @@ fn linear_backward(
         Kernel::MatmulBackwardBias,
         BiasBackwardParams { n: u(n), oc: u(oc) },
         &[dbias, &dout.buffer],
-        Grid::Threads(oc),
+        Grid::Groups(oc.div_ceil(COLUMNS_PER_GROUP)),
     );
 }
+
+/// Channels per workgroup of the column sums (matmul_backward_bias, layernorm_backward_dparams:
+/// their `COLS`).
+const COLUMNS_PER_GROUP: usize = 16;

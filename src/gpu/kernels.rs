@@ -35,14 +35,14 @@ kernels! {
     EncoderBackwardWpe => "encoder_backward_wpe", 256;
     LayernormForward => "layernorm_forward", 64;
     LayernormBackwardDinp => "layernorm_backward_dinp", 64;
-    LayernormBackwardDparams => "layernorm_backward_dparams", 64;
+    LayernormBackwardDparams => "layernorm_backward_dparams", 256;
     LayernormForwardRows => "layernorm_forward_rows", 64;
     LayernormBackwardDinpRows => "layernorm_backward_dinp_rows", 64;
     Matmul => "matmul", 256;
     MatmulTiled => "matmul_tiled", 128;
     MatmulVec4 => "matmul_vec4", 256;
     Matvec => "matvec", 64;
-    MatmulBackwardBias => "matmul_backward_bias", 64;
+    MatmulBackwardBias => "matmul_backward_bias", 256;
     AttentionForward => "attention_forward", 64;
     AttentionBackwardDpreatt => "attention_backward_dpreatt", 64;
     AttentionBackwardDqkv => "attention_backward_dqkv", 64;
