@@ -7,7 +7,7 @@
 // Run through tests/e2e/run.sh, which builds what it needs.
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { WEBGPU_FLAGS, launchBrowser, log, num, readouts, startServer, waitForState, waitUntil } from './harness.mjs';
+import { WEBGPU_FLAGS, log, num, readouts, startTinyRun, waitForState, waitUntil, withPage } from './harness.mjs';
 
 const tid = (id) => `[data-testid="${id}"]`;
 
@@ -21,23 +21,8 @@ GPUAdapter.prototype.requestDevice = async function (...args) {
 };
 `;
 
-async function startTiny(page, { steps, lr }) {
-  await waitForState(page, 'ready', { timeoutMs: 120_000, failStates: ['no-webgpu', 'error'] });
-  await page.selectOption(tid('preset-select'), 'tiny');
-  await page.fill(tid('corpus-input'), 'Now is the winter of our discontent. '.repeat(200));
-  await page.fill(tid('steps-input'), String(steps));
-  await page.fill(tid('batch-input'), '4');
-  await page.fill(tid('block-input'), '16');
-  if (lr) await page.fill(tid('lr-input'), lr);
-  await page.click(tid('train-button'));
-}
-
 test('a lost GPU device offers the last checkpoint, and the run goes on from it', { timeout: 15 * 60_000 }, async () => {
-  const server = await startServer();
-  let browser;
-  try {
-    browser = await launchBrowser(WEBGPU_FLAGS);
-    const { page } = browser;
+  await withPage(WEBGPU_FLAGS, async (page, server) => {
     await page.route('**/web/worker.js', async (route) => {
       const response = await route.fetch();
       await route.fulfill({ response, body: KEEP_DEVICES + await response.text() });
@@ -45,7 +30,7 @@ test('a lost GPU device offers the last checkpoint, and the run goes on from it'
     await page.goto(server.url);
     // Saved at each evaluation: steps 50, 100, 150, 200 (long enough that a fast machine does
     // not finish before the device is destroyed).
-    await startTiny(page, { steps: 200 });
+    await startTinyRun(page, { steps: 200 });
     await waitUntil(page, 'step 60', (r) => num(r.step) >= 60, { timeoutMs: 300_000, failStates: ['error'] });
     const worker = page.workers().find((w) => w.url().includes('worker.js'));
     assert.ok(worker, 'the page has no training worker');
@@ -66,20 +51,13 @@ test('a lost GPU device offers the last checkpoint, and the run goes on from it'
     log(`the checkpoint of step ${saved} loaded on a new device and training went on`);
     const done = await waitForState(page, 'done', { timeoutMs: 600_000, failStates: ['error'] });
     assert.ok(done.step.startsWith('200'), `finished at "${done.step}"`);
-  } finally {
-    await browser?.close();
-    await server.stop();
-  }
+  });
 });
 
 test('steps that are not finite are counted and skipped, and a run of them stops', { timeout: 10 * 60_000 }, async () => {
-  const server = await startServer();
-  let browser;
-  try {
-    browser = await launchBrowser(WEBGPU_FLAGS);
-    const { page } = browser;
+  await withPage(WEBGPU_FLAGS, async (page, server) => {
     await page.goto(server.url);
-    await startTiny(page, { steps: 40, lr: '1e30' });
+    await startTinyRun(page, { steps: 40, lr: '1e30' });
     const r = await waitForState(page, 'error', { timeoutMs: 300_000, failStates: [] });
     assert.match(r.status, /not finite in each of the last 10 steps/, r.status);
     const skipped = await page.locator(tid('skipped')).innerText();
@@ -87,8 +65,5 @@ test('steps that are not finite are counted and skipped, and a run of them stops
     assert.ok(count >= 10, `the page shows "${skipped}"`);
     assert.ok(num(r.step) <= 12, `the run went on to step ${r.step}`);
     log(`stopped at step ${r.step}: ${skipped}`);
-  } finally {
-    await browser?.close();
-    await server.stop();
-  }
+  });
 });

@@ -126,3 +126,35 @@ export function waitForState(page, state, opts) {
 export function num(text) {
   return text == null ? NaN : parseFloat(String(text).replace(/[,\s]/g, ''));
 }
+
+/**
+ * Runs `body(page, server)` on a fresh `kiln serve` and a fresh headless Chromium with `flags`,
+ * and closes both afterwards, whatever happens.
+ */
+export async function withPage(flags, body) {
+  const server = await startServer();
+  let browser;
+  try {
+    browser = await launchBrowser(flags);
+    return await body(browser.page, server);
+  } finally {
+    await browser?.close();
+    await server.stop();
+  }
+}
+
+/**
+ * Waits for the page to be ready, then trains the tiny preset (block 16, batch 4) for `steps`
+ * steps on a repeated line, with learning rate `lr` when given.
+ */
+export async function startTinyRun(page, { steps, lr, text = 'Now is the winter of our discontent. ' }) {
+  const tid = (id) => `[data-testid="${id}"]`;
+  await waitForState(page, 'ready', { timeoutMs: 120_000, failStates: ['no-webgpu', 'error'] });
+  await page.selectOption(tid('preset-select'), 'tiny');
+  await page.fill(tid('corpus-input'), text.repeat(200));
+  await page.fill(tid('steps-input'), String(steps));
+  await page.fill(tid('batch-input'), '4');
+  await page.fill(tid('block-input'), '16');
+  if (lr) await page.fill(tid('lr-input'), lr);
+  await page.click(tid('train-button'));
+}

@@ -6,25 +6,15 @@
 // Run through tests/e2e/run.sh, which builds what it needs.
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { WEBGPU_FLAGS, launchBrowser, log, num, readouts, startServer, waitForState, waitUntil } from './harness.mjs';
+import { WEBGPU_FLAGS, log, num, readouts, startTinyRun, waitForState, waitUntil, withPage } from './harness.mjs';
 
 const tid = (id) => `[data-testid="${id}"]`;
 const STEPS = 60;
 
 test('a reload at any moment keeps the last saved checkpoint', { timeout: 20 * 60_000 }, async () => {
-  const server = await startServer();
-  let browser;
-  try {
-    browser = await launchBrowser(WEBGPU_FLAGS);
-    const { page } = browser;
+  await withPage(WEBGPU_FLAGS, async (page, server) => {
     await page.goto(server.url);
-    await waitForState(page, 'ready', { timeoutMs: 120_000, failStates: ['no-webgpu', 'error'] });
-    await page.selectOption(tid('preset-select'), 'tiny');
-    await page.fill(tid('corpus-input'), 'Now is the winter of our discontent. '.repeat(200));
-    await page.fill(tid('steps-input'), String(STEPS));
-    await page.fill(tid('batch-input'), '4');
-    await page.fill(tid('block-input'), '16');
-    await page.click(tid('train-button'));
+    await startTinyRun(page, { steps: STEPS });
     let saved = 0;
     for (const at of [17, 33, 48]) {
       await waitUntil(page, `step ${at}`, (r) => num(r.step) >= at, { timeoutMs: 300_000, failStates: ['error'] });
@@ -42,8 +32,5 @@ test('a reload at any moment keeps the last saved checkpoint', { timeout: 20 * 6
     }
     const done = await waitForState(page, 'done', { timeoutMs: 600_000, failStates: ['error'] });
     assert.ok(done.step.startsWith(String(STEPS)), `finished at "${done.step}"`);
-  } finally {
-    await browser?.close();
-    await server.stop();
-  }
+  });
 });
