@@ -2,7 +2,8 @@
 # The whole test suite, as the README gives it and CI runs it: set-up if needed, formatting and
 # lints, the native tests (GPU tests on whatever adapter there is: lavapipe on a machine without
 # a GPU; with REQUIRE_GPU=1 a missing adapter fails them instead of skipping), the wasm32 build,
-# and the browser page's end-to-end test in headless Chromium.
+# a short coverage-guided fuzz pass over the loaders, and the browser page's end-to-end test in
+# headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -14,4 +15,5 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 # the dependencies (wgpu, naga, tokenizers) once instead of twice on each target.
 bash scripts/build-web.sh
 cargo test --release --workspace
+bash scripts/fuzz.sh 10 # cargo-fuzz: 10 s per loader, from the kept inputs
 bash tests/e2e/run.sh

@@ -1,10 +1,11 @@
 //! Hostile files against the loaders, on the stable toolchain: a seeded mutation fuzzer (flipped
 //! and inserted bytes, truncations, inflated length fields and numbers) over a valid checkpoint's
 //! files (config.json, model.safetensors, tokenizer.json, training_state.json,
-//! optimizer.safetensors), the packed `.kiln` file and a task file. Every input must end in Ok or
+//! optimizer.safetensors), the packed `.kiln` file, a task file and a LoRA adapter folder. Every
+//! input must end in Ok or
 //! a clean error: no panic, and no single allocation larger than the input justifies (a counting
-//! allocator watches). cargo-fuzz needs a nightly toolchain, which this project's machines cannot
-//! fetch; this runs in the test command instead, a few thousand inputs per loader.
+//! allocator watches). The coverage-guided pass is cargo-fuzz's (scripts/fuzz.sh, fuzz/): this
+//! one is seeded and repeatable, and it keeps the corpus both start from (tests/fuzz/corpus).
 
 use kiln::checkpoint::{Checkpoint, TrainState};
 use kiln::config::{ModelConfig, TrainConfig};
