@@ -47,6 +47,8 @@ test('a lost GPU device offers the last checkpoint, and the run goes on from it'
     const saved = Number(/step (\d+)/.exec(await offer.innerText())[1]);
     assert.ok(saved >= 50 && saved <= lostAt, `offered step ${saved} after losing the device at step ${lostAt}`);
     await offer.click();
+    // The error and the old step stay on show until the worker has loaded the checkpoint.
+    await waitUntil(page, 'the saved run to start', (x) => x.state === 'training', { timeoutMs: 120_000, failStates: [] });
     await waitUntil(page, `training past step ${saved}`, (x) => num(x.step) > saved, { timeoutMs: 300_000, failStates: ['error'] });
     log(`the checkpoint of step ${saved} loaded on a new device and training went on`);
     const done = await waitForState(page, 'done', { timeoutMs: 600_000, failStates: ['error'] });
