@@ -7,8 +7,7 @@
 //! allocator watches). The coverage-guided pass is cargo-fuzz's (scripts/fuzz.sh, fuzz/): this
 //! one is seeded and repeatable, and it keeps the corpus both start from (tests/fuzz/corpus).
 
-use kiln::checkpoint::{Checkpoint, TrainState};
-use kiln::config::{ModelConfig, TrainConfig};
+use kiln::checkpoint::Checkpoint;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -88,21 +87,10 @@ fn mutate(bytes: &[u8], rng: &mut Lcg) -> Vec<u8> {
     b
 }
 
-/// A valid checkpoint of a tiny model, with its training state.
-fn seed() -> Checkpoint {
-    let cfg = ModelConfig { vocab_size: 13, n_layer: 2, n_head: 2, n_embd: 8, block_size: 6 };
-    let text = "abcdefghij kl";
-    let tok = kiln::tokenizer::Tokenizer::char_level(text).unwrap();
-    let state = TrainState {
-        train: TrainConfig::default(),
-        step: 3,
-        rng_state: 5,
-        adam_m: kiln::cpu::init_params(&cfg, 6),
-        adam_v: kiln::cpu::init_params(&cfg, 7),
-        run: serde_json::json!({}),
-    };
-    Checkpoint { cfg, params: kiln::cpu::init_params(&cfg, 5), tokenizer_json: tok.to_json(), state: Some(state) }
-}
+/// The seed checkpoint and LoRA run, shared with the cargo-fuzz targets.
+#[path = "../fuzz/fuzz_targets/common.rs"]
+mod seeds;
+use seeds::seed;
 
 /// Runs `load` on `input`; fails on a panic or an allocation beyond `limit` bytes.
 fn check<T>(what: &str, size: usize, load: impl FnOnce() -> Result<T, String>) {
@@ -235,26 +223,7 @@ fn task_files_never_panic() {
 /// adapter_config.json, with config.json, tokenizer.json and the training state).
 #[test]
 fn lora_adapter_files_never_panic_or_overallocate() {
-    let base = seed();
-    let lora = kiln::lora::LoraConfig { rank: 2, alpha: 4.0 };
-    let adapters = kiln::lora::init_adapters(&base.cfg, &lora, 3);
-    let state = TrainState {
-        train: TrainConfig::default(),
-        step: 3,
-        rng_state: 5,
-        adam_m: kiln::lora::init_adapters(&base.cfg, &lora, 4),
-        adam_v: kiln::lora::init_adapters(&base.cfg, &lora, 5),
-        run: serde_json::json!({}),
-    };
-    let run = kiln::lora::LoraRun {
-        cfg: base.cfg,
-        lora,
-        adapters,
-        tokenizer_json: base.tokenizer_json,
-        base: "runs/base".into(),
-        state: Some(state),
-    };
-    let files: HashMap<&str, Vec<u8>> = run.to_files().into_iter().collect();
+    let files: HashMap<&str, Vec<u8>> = seeds::lora_seed().into_iter().collect();
     assert!(kiln::lora::LoraRun::from_files(|n| files.get(n).cloned()).is_ok(), "the seed itself loads");
     fuzz("lora", files, 8000, 31, |f| kiln::lora::LoraRun::from_files(|n| f.get(n).cloned()).map(drop));
 }

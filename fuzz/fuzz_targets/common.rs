@@ -1,6 +1,7 @@
-//! Shared by the fuzz targets: a valid tiny checkpoint and LoRA run to change one file of, and
-//! an allocator that aborts (a crash libFuzzer keeps) on any single allocation larger than the
-//! input justifies: 64 times its size plus 16 MiB, as in tests/fuzz_loaders.rs.
+//! Shared by the fuzz targets and tests/fuzz_loaders.rs (which includes this file): a valid tiny
+//! checkpoint and LoRA run to change one file of, and for the targets an allocator that aborts
+//! (a crash libFuzzer keeps) on any single allocation larger than the input justifies: 64 times
+//! its size plus 16 MiB, the limit tests/fuzz_loaders.rs checks too.
 #![allow(dead_code)] // each target uses part of it
 
 use kiln::checkpoint::{Checkpoint, TrainState};
@@ -50,6 +51,31 @@ pub fn seed() -> Checkpoint {
         run: serde_json::json!({}),
     };
     Checkpoint { cfg, params: kiln::cpu::init_params(&cfg, 5), tokenizer_json: tok.to_json(), state: Some(state) }
+}
+
+/// The files of a LoRA run on `seed()`'s model (PEFT's adapter_model.safetensors and
+/// adapter_config.json beside config.json, tokenizer.json and the training state).
+pub fn lora_seed() -> Vec<(&'static str, Vec<u8>)> {
+    let base = seed();
+    let lora = kiln::lora::LoraConfig { rank: 2, alpha: 4.0 };
+    let state = TrainState {
+        train: TrainConfig::default(),
+        step: 3,
+        rng_state: 5,
+        adam_m: kiln::lora::init_adapters(&base.cfg, &lora, 4),
+        adam_v: kiln::lora::init_adapters(&base.cfg, &lora, 5),
+        run: serde_json::json!({}),
+    };
+    let adapters = kiln::lora::init_adapters(&base.cfg, &lora, 3);
+    let run = kiln::lora::LoraRun {
+        cfg: base.cfg,
+        lora,
+        adapters,
+        tokenizer_json: base.tokenizer_json,
+        base: "runs/base".into(),
+        state: Some(state),
+    };
+    run.to_files()
 }
 
 /// The input's first byte names the file it replaces (its index in `names`, sorted, modulo
