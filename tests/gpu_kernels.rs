@@ -231,6 +231,15 @@ fn matmul_forward_and_backward_on(g: &Bench) {
             MatmulParams { m: u(c), n: u(oc), k: u(n), trans_a: 1, ..Default::default() },
         );
         g.run(Kernel::MatmulBackwardBias, &[n as u32, oc as u32], &[&db_g, &dout_g], [oc.div_ceil(16) as u32, 1, 1]);
+        // The same with the groups folded into y, as grid_1d folds more than 65,535.
+        let db_folded = g.f(&random(oc, 4, 1.0));
+        g.run(
+            Kernel::MatmulBackwardBias,
+            &[n as u32, oc as u32],
+            &[&db_folded, &dout_g],
+            [1, oc.div_ceil(16) as u32, 1],
+        );
+        assert_close("matmul backward dbias, folded grid", &g.read(&db_folded), &db, RTOL, ATOL);
         assert_close("matmul backward dinp", &g.read(&dinp_g), &dinp, RTOL, ATOL);
         assert_close("matmul backward dweight", &g.read(&dw_g), &dw, RTOL, ATOL);
         assert_close("matmul backward dbias", &g.read(&db_g), &db, RTOL, ATOL);

@@ -101,7 +101,7 @@ fn write_atomically(path: &PathBuf, value: &Value) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// For the fault test (native/tests/faults.rs): `KILN_TEST_GPU_FAULT=lose@N` destroys the device
+/// For the fault test (native/tests/crash.rs): `KILN_TEST_GPU_FAULT=lose@N` destroys the device
 /// after step N, `invalid@N` makes a validation error there (a buffer both mapped for reading and
 /// for writing, which WebGPU forbids). Unset, it does nothing; no other fault can be provoked on
 /// demand on a working adapter.

@@ -34,6 +34,15 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // wgpu panics when a device is lost while Kiln waits on it; `Gpu::wait` catches that and the
+    // run ends with the failure in one line, so that panic's message is not printed.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload_as_str().unwrap_or_default();
+        if !message.contains(kiln::gpu::Gpu::LOST_WHILE_WAITING) {
+            default_hook(info);
+        }
+    }));
     if let Err(e) = gpu_open::configure(cli.kernels.clone()) {
         eprintln!("kiln: {e}");
         std::process::exit(2);

@@ -71,3 +71,11 @@ impl Reporter {
 pub fn round4(x: f32) -> Value {
     json!((x as f64 * 1e4).round() / 1e4)
 }
+
+/// A run that ends early (an error returned through `?`) leaves its progress bar finished, so
+/// the error line that follows starts on a line of its own.
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        self.finish_progress();
+    }
+}

@@ -299,6 +299,14 @@ pub fn train_loop(
     // Whether the run folder holds a checkpoint to go on from, for the messages that end a run.
     let saved = || ["model.safetensors", "adapter_model.safetensors"].iter().any(|f| out.join(f).is_file());
     let command = if s.task.is_some() { "finetune" } else { "train" };
+    // How a run that stops on a fault (in a step, an evaluation, a sample or a checkpoint) ends:
+    // the fault, and where to go on from.
+    let ended = |why: String| match saved() {
+        true => {
+            format!("{why}; the last checkpoint is intact: continue with kiln {command} --resume {}", out.display())
+        }
+        false => format!("{why}; no checkpoint had been written yet"),
+    };
     report.start_progress(train.steps, trainer.step);
     let started = (Instant::now(), trainer.step);
     let mut last = (Instant::now(), trainer.step);
@@ -311,16 +319,7 @@ pub fn train_loop(
         let stepped = pollster::block_on(trainer.step(gpu, log));
         crate::gpu_open::test_fault(gpu, step);
         let loss = match (stepped, gpu.failure()) {
-            (_, Some(why)) | (Err(why), None) => {
-                report.finish_progress();
-                return Err(match saved() {
-                    true => format!(
-                        "{why}; the last checkpoint is intact: continue with kiln {command} --resume {}",
-                        out.display()
-                    ),
-                    false => format!("{why}; no checkpoint had been written yet"),
-                });
-            }
+            (_, Some(why)) | (Err(why), None) => return Err(ended(why)),
             (Ok(loss), None) => loss,
         };
         if let Some(loss) = loss {
@@ -353,7 +352,7 @@ pub fn train_loop(
         }
         let last_step = step == train.steps || stop_after == Some(step);
         if at(s.eval_every) || last_step {
-            if let Some(v) = pollster::block_on(trainer.evaluate(gpu))? {
+            if let Some(v) = pollster::block_on(trainer.evaluate(gpu)).map_err(ended)? {
                 val_loss = Some(v);
                 history.val.push((step, v));
                 report.event(
@@ -365,16 +364,18 @@ pub fn train_loop(
         if at(s.sample_every) || last_step {
             if trainer.train.lora.is_some() {
                 // The adapters merged into a copy of the weights: what the run has learnt so far.
-                generator = kiln::sample::Generator::new(gpu, pollster::block_on(trainer.current_weights(gpu))?);
+                let weights = pollster::block_on(trainer.current_weights(gpu)).map_err(ended)?;
+                generator = kiln::sample::Generator::new(gpu, weights);
             }
-            let text = sample(gpu, &mut generator, tokenizer, s.sample_prompt.as_deref(), step as u64)?;
+            let text =
+                sample(gpu, &mut generator, tokenizer, s.sample_prompt.as_deref(), step as u64).map_err(ended)?;
             report.event(
                 json!({"event": "sample", "step": step, "text": text}),
                 &format!("--- sample at step {step} ---\n{text}\n---"),
             );
         }
         if at(s.checkpoint_every) || last_step {
-            checkpoint(&trainer, &mut report)?;
+            checkpoint(&trainer, &mut report).map_err(ended)?;
         }
         if at(s.eval_every) || at(s.sample_every) || at(s.checkpoint_every) {
             last = (Instant::now(), trainer.step); // that time was not training

@@ -50,21 +50,29 @@ impl Gpu {
             .await
             .map_err(|e| format!("the GPU adapter '{}' refused a device: {e}", info.name))?;
         let failure = Arc::new(Mutex::new(None));
-        let keep = |failure: &Arc<Mutex<Option<String>>>, what: String| {
+        // The first fault is kept, except that a lost device replaces an error seen before it:
+        // work sent to a device already lost fails validation before the loss is reported.
+        let keep = |failure: &Arc<Mutex<Option<String>>>, what: String, lost: bool| {
             let mut slot = failure.lock().unwrap_or_else(|e| e.into_inner());
-            slot.get_or_insert(what);
+            if lost && !slot.as_deref().is_some_and(|s| s.contains("device was lost")) {
+                *slot = Some(what);
+            } else {
+                slot.get_or_insert(what);
+            }
         };
         let f = failure.clone();
         device.set_device_lost_callback(move |reason, msg| {
             let msg = if msg.is_empty() { String::new() } else { format!(": {}", one_line(&msg)) };
-            keep(&f, format!("the GPU device was lost ({reason:?}){msg}"))
+            keep(&f, format!("the GPU device was lost ({reason:?}){msg}"), true)
         });
         // An uncaptured error (a validation error, running out of memory) is kept rather than
         // left to wgpu's default, a panic: the front end then ends the run with one line and the
         // last checkpoint as it was. Tests still fail loudly: every read-back after the error
         // returns it (`tensor::map_and_read`).
         let f = failure.clone();
-        device.on_uncaptured_error(Arc::new(move |e| keep(&f, format!("GPU error: {}", one_line(&e.to_string())))));
+        device.on_uncaptured_error(Arc::new(move |e| {
+            keep(&f, format!("GPU error: {}", one_line(&e.to_string())), false)
+        }));
         Ok(Gpu {
             device,
             queue,
@@ -126,8 +134,20 @@ impl Gpu {
     /// Waits until all submitted work is done. A sync point: call it only where a result is
     /// needed on the CPU.
     pub fn wait(&self) {
+        // A device lost while waiting (a driver reset, not `destroy()`) makes wgpu panic ("Error
+        // in Device::poll") after its lost callback has kept the failure, which every read-back
+        // then reports: the panic is caught here so the front end can end the run in one line.
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
+        }));
+        #[cfg(target_arch = "wasm32")]
         let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
     }
+
+    /// The message of wgpu's panic on a device lost during `wait`, for a front end's panic hook
+    /// to leave unprinted (the failure is reported as an error instead).
+    pub const LOST_WHILE_WAITING: &'static str = "Error in Device::poll";
 }
 
 impl fmt::Display for Gpu {

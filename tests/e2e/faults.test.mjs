@@ -65,7 +65,9 @@ test('steps that are not finite are counted and skipped, and a run of them stops
     const skipped = await page.locator(tid('skipped')).innerText();
     const count = Number(/(\d+) steps? skipped/.exec(skipped)?.[1]);
     assert.ok(count >= 10, `the page shows "${skipped}"`);
-    assert.ok(num(r.step) <= 12, `the run went on to step ${r.step}`);
+    // One step per call on a software adapter (stops at 11); ten on a GPU, where the count is
+    // read at the end of each call (stops at 20 or 21).
+    assert.ok(num(r.step) <= 21, `the run went on to step ${r.step}`);
     log(`stopped at step ${r.step}: ${skipped}`);
   });
 });
