@@ -89,3 +89,16 @@ pub fn replace_one(files: &[(&'static str, Vec<u8>)], data: &[u8]) -> Vec<(&'sta
     }
     files
 }
+
+/// Loads the folder `seed` with one file replaced as `replace_one` says, under the allocation
+/// limit for the whole folder's size.
+pub fn load_folder<T>(
+    seed: &[(&'static str, Vec<u8>)],
+    data: &[u8],
+    load: impl FnOnce(&dyn Fn(&str) -> Option<Vec<u8>>) -> T,
+) -> T {
+    let files = replace_one(seed, data);
+    let size = files.iter().map(|f| f.1.len()).sum();
+    let read = |n: &str| files.iter().find(|f| f.0 == n).map(|f| f.1.clone());
+    bounded(size, || load(&read))
+}

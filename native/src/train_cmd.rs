@@ -342,7 +342,6 @@ pub fn train_loop(
                 "",
             );
             if let Err(why) = trainer.diverged() {
-                report.finish_progress();
                 return Err(if saved() {
                     format!("{why}; the last checkpoint in {} is intact", out.display())
                 } else {

@@ -14,11 +14,18 @@ pub struct Gpu {
     pub features: wgpu::Features,
     /// The first device loss or uncaptured GPU error, kept instead of panicking so a front end
     /// can stop cleanly and offer to resume (see `failure`).
-    failure: Arc<Mutex<Option<String>>>,
+    failure: Arc<Mutex<Option<Failure>>>,
     /// Every compute pipeline, compiled on first use and shared by all models on this device.
     kernels: std::cell::OnceCell<std::rc::Rc<super::Kernels>>,
     /// What `kernels` is built with; set by the front end before first use.
     options: std::cell::Cell<super::KernelOptions>,
+}
+
+/// A device loss or GPU error, as `Gpu::failure` reports it.
+struct Failure {
+    what: String,
+    /// A lost device, which takes the place of an earlier error (see `Gpu::new`).
+    lost: bool,
 }
 
 /// What a person sees when there is no usable GPU, with what to do about it.
@@ -52,12 +59,12 @@ impl Gpu {
         let failure = Arc::new(Mutex::new(None));
         // The first fault is kept, except that a lost device replaces an error seen before it:
         // work sent to a device already lost fails validation before the loss is reported.
-        let keep = |failure: &Arc<Mutex<Option<String>>>, what: String, lost: bool| {
+        let keep = |failure: &Arc<Mutex<Option<Failure>>>, what: String, lost: bool| {
             let mut slot = failure.lock().unwrap_or_else(|e| e.into_inner());
-            if lost && !slot.as_deref().is_some_and(|s| s.contains("device was lost")) {
-                *slot = Some(what);
+            if lost && !slot.as_ref().is_some_and(|f| f.lost) {
+                *slot = Some(Failure { what, lost });
             } else {
-                slot.get_or_insert(what);
+                slot.get_or_insert(Failure { what, lost });
             }
         };
         let f = failure.clone();
@@ -110,7 +117,7 @@ impl Gpu {
     /// The device loss or GPU error seen so far, if any. Once set, results computed since are
     /// not to be trusted and the device should be replaced.
     pub fn failure(&self) -> Option<String> {
-        self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.failure.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|f| f.what.clone())
     }
 
     /// The storage Kiln holds on the device now: (buffers, bytes), where the backend counts them
