@@ -48,21 +48,42 @@ fn params_and_workgroup_sizes_match_the_shaders() {
     }
 }
 
-/// Every matmul candidate's source (matmul_tiled.wgsl with its tile constants rewritten)
-/// validates, and really is rewritten: its workgroup size is the candidate's.
+/// Every matmul candidate's source (matmul_tiled.wgsl with its tile constants rewritten, or
+/// matmul_unrolled.wgsl with its entry point written for the tile) validates, and really is
+/// rewritten: its workgroup size is the candidate's, and a written-out entry has TM x TN / 4
+/// vec4 multiply-adds.
 #[test]
 fn every_matmul_variant_validates() {
     use kiln::gpu::MatmulVariant;
+    let mut unrolled = 0;
     for v in MatmulVariant::CANDIDATES {
-        let MatmulVariant::Tiled { wx, wy, .. } = *v else { continue };
-        let source = v.tiled_source().unwrap();
+        let Some(t) = v.shape() else { continue };
+        let source = v.source();
         let module =
             naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| panic!("{v}: {}", e.emit_to_string(&source)));
         let mut validator =
             naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
         validator.validate(&module).unwrap_or_else(|e| panic!("{v}: {e:?}"));
-        assert_eq!(module.entry_points[0].workgroup_size, [wx, wy, 1], "{v}: the constants were not rewritten");
+        assert_eq!(module.entry_points[0].workgroup_size, [t.wx, t.wy, 1], "{v}: the constants were not rewritten");
+        if let MatmulVariant::Unrolled(_) = v {
+            assert_eq!(source.matches("= fma(").count() as u32, t.tm * t.tn / 4, "{v}: multiply-adds");
+            unrolled += 1;
+        }
     }
+    assert!(unrolled >= 2, "only {unrolled} unrolled candidates");
+}
+
+/// matmul_unrolled.wgsl's own entry point is what `unrolled_entry` writes for its constants
+/// (4 x 4), so the file shows the generated code and validates with the other shaders.
+#[test]
+fn the_unrolled_file_holds_its_generated_entry_point() {
+    let file = kiln::gpu::Kernel::MatmulUnrolled.source();
+    for (name, v) in [("TM", 4), ("TN", 4)] {
+        assert!(file.contains(&format!("const {name}: u32 = {v}u;")), "matmul_unrolled.wgsl: {name} is not {v}");
+    }
+    let entry = &file[file.find("@compute").expect("an entry point")..];
+    let written = kiln::gpu::unrolled_entry(4, 4);
+    assert!(entry == written, "matmul_unrolled.wgsl's entry point differs from unrolled_entry(4, 4):\n{written}");
 }
 
 /// The flash attention kernels validate with every head size they are compiled for (a vec4
@@ -80,5 +101,19 @@ fn flash_attention_validates_for_each_head_size() {
                 naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
             validator.validate(&module).unwrap_or_else(|e| panic!("{} HS_MAX {hs}: {e:?}", k.name()));
         }
+    }
+}
+
+/// A variant's name reads back as the same variant (the tuning cache and `--matmul` rely on
+/// it); "vec4", the written-out 16x16:4x4:16's older name, still reads; bad names are refused.
+#[test]
+fn matmul_variant_names_read_back() {
+    use kiln::gpu::MatmulVariant;
+    for v in MatmulVariant::CANDIDATES {
+        assert_eq!(MatmulVariant::parse(&v.to_string()), Ok(*v), "{v}");
+    }
+    assert_eq!(MatmulVariant::parse("vec4").map(|v| v.to_string()), Ok("u16x16:4x4:16".to_string()));
+    for bad in ["", "u", "16x16:4x4", "x16x16:4x4:16", "u16x16:4x4:0", "16x16:4x99:16"] {
+        assert!(MatmulVariant::parse(bad).is_err(), "'{bad}' was read");
     }
 }

@@ -21,7 +21,8 @@ pub struct Cli {
 #[derive(Args, Clone, Default)]
 pub struct KernelArgs {
     /// Matrix-product kernel: "auto" (a timed trial on first use of this adapter, then cached),
-    /// "simple", or a tile shape WXxWY:TMxTN:BK such as 16x16:4x4:16
+    /// "simple", or a tile shape WXxWY:TMxTN:BK such as 16x16:4x4:16 (loops over arrays), or the
+    /// same after a "u" such as u16x16:8x8:16 (written out)
     #[arg(long, global = true, default_value = "auto")]
     pub matmul: String,
     /// LayerNorm kernels: "auto" (chosen by the same trial), "workgroup" (a workgroup per row)

@@ -40,7 +40,7 @@ kernels! {
     LayernormBackwardDinpRows => "layernorm_backward_dinp_rows", 64;
     Matmul => "matmul", 256;
     MatmulTiled => "matmul_tiled", 128;
-    MatmulVec4 => "matmul_vec4", 256;
+    MatmulUnrolled => "matmul_unrolled", 256;
     Matvec => "matvec", 64;
     MatmulBackwardBias => "matmul_backward_bias", 256;
     AttentionForward => "attention_forward", 64;
@@ -135,7 +135,7 @@ impl Kernels {
         // Tiled variants are dispatched specialised (see `matmul_launch`); the plain pipeline
         // is the default tile.
         let source = match k {
-            Kernel::MatmulTiled => MatmulVariant::DEFAULT.tiled_source(),
+            Kernel::MatmulTiled => Some(MatmulVariant::DEFAULT.source()),
             _ => None,
         };
         self.compile_source(k, source.map_or(k.source().into(), Into::into))
@@ -200,7 +200,7 @@ impl Kernels {
         }
         let found = self.specialised.borrow().iter().find(|e| e.0 == kernel && e.1 == consts).map(|e| e.2.clone());
         let pipeline = found.unwrap_or_else(|| {
-            let source = super::variants::rewrite_consts(kernel.source(), consts);
+            let source = super::variants::specialise(kernel, consts);
             let pipeline = self.compile_source(kernel, source.into());
             self.specialised.borrow_mut().push((kernel, consts.to_vec(), pipeline.clone()));
             pipeline

@@ -39,7 +39,7 @@ params! {
     ] { n: u32, c: u32 }
     /// out[out_offset..] (=, or += with accumulate) op(a[a_offset..]) @ op(b[b_offset..]) (+ bias).
     /// With `scaled` the product is multiplied by `scale` (LoRA's alpha / rank) before the bias.
-    MatmulParams for [Matmul, MatmulTiled, MatmulVec4] {
+    MatmulParams for [Matmul, MatmulTiled, MatmulUnrolled] {
         m: u32, n: u32, k: u32, trans_a: u32, trans_b: u32, has_bias: u32,
         accumulate: u32, a_offset: u32, b_offset: u32, out_offset: u32, scaled: u32, scale: f32
     }

@@ -6,11 +6,22 @@
 use super::{read_bytes, Gpu, KernelOptions, Kernels, MatmulVariant, NormVariant};
 use crate::bench::OpBench;
 
-/// The key a choice is cached under: adapter, driver and backend, and this build's version (a
-/// new build may bring new candidates).
+/// The key a choice is cached under: adapter, driver and backend, this build's version and a
+/// fingerprint of the candidates (a build with other candidates runs its own trial).
 pub fn adapter_key(gpu: &Gpu) -> String {
     let i = &gpu.info;
-    format!("{} | {} {} | {:?} | kiln {}", i.name, i.driver, i.driver_info, i.backend, env!("CARGO_PKG_VERSION"))
+    // FNV-1a over the candidates' names: stable across builds and platforms, unlike std's hasher.
+    let names = MatmulVariant::CANDIDATES.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",");
+    let print = names.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let version = env!("CARGO_PKG_VERSION");
+    format!(
+        "{} | {} {} | {:?} | kiln {version} | candidates {:08x}",
+        i.name,
+        i.driver,
+        i.driver_info,
+        i.backend,
+        print >> 32
+    )
 }
 
 /// Seconds per run of each candidate, fastest first.

@@ -7,54 +7,73 @@
 
 use std::fmt;
 
-/// How matrix products are computed: the simple 64x64 kernel (matmul.wgsl), or the
-/// register-tiled one (matmul_tiled.wgsl) with a tile shape.
+/// A register tile: WX x WY invocations, each owning TM x TN outputs (multiples of 4), K staged
+/// BK at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tile {
+    pub wx: u32,
+    pub wy: u32,
+    pub tm: u32,
+    pub tn: u32,
+    pub bk: u32,
+}
+
+const fn tile(wx: u32, wy: u32, tm: u32, tn: u32, bk: u32) -> Tile {
+    Tile { wx, wy, tm, tn, bk }
+}
+
+/// How matrix products are computed: the simple 64x64 kernel (matmul.wgsl), or a register
+/// tile, with its loops over outputs as loops over arrays (matmul_tiled.wgsl) or written out
+/// (matmul_unrolled.wgsl).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MatmulVariant {
     Simple,
-    /// matmul_vec4.wgsl: the 16x16:4x4:16 tile with named registers instead of arrays.
-    Vec4,
-    /// WX x WY invocations, each owning TM x TN outputs, K staged BK at a time.
-    Tiled {
-        wx: u32,
-        wy: u32,
-        tm: u32,
-        tn: u32,
-        bk: u32,
-    },
+    Tiled(Tile),
+    Unrolled(Tile),
 }
 
 impl MatmulVariant {
     /// Used where no trial has chosen (the page, tests, a failed trial): the fastest on lavapipe
-    /// in this session's trial, and a usual shape for GPUs (128 invocations, 32 outputs each).
-    pub const DEFAULT: MatmulVariant = MatmulVariant::Tiled { wx: 16, wy: 8, tm: 8, tn: 4, bk: 16 };
+    /// in an earlier session's trial, and a usual shape for GPUs (128 invocations, 32 outputs each).
+    pub const DEFAULT: MatmulVariant = MatmulVariant::Tiled(tile(16, 8, 8, 4, 16));
 
     /// What a trial times: the simple kernel and tile shapes sized for real GPUs (64 to 256
-    /// invocations, 4x4 to 8x8 outputs each) as well as for CPU rasterisers.
+    /// invocations, 4x4 to 8x8 outputs each) as well as for CPU rasterisers (written out, up to
+    /// 16x16 outputs an invocation: lavapipe keeps a lane's sums in vector registers, spilling
+    /// them cheaply, while each read of workgroup memory is a loop over its lanes).
     pub const CANDIDATES: &'static [MatmulVariant] = &[
         MatmulVariant::Simple,
-        MatmulVariant::Vec4,
-        MatmulVariant::Tiled { wx: 16, wy: 16, tm: 4, tn: 4, bk: 16 },
-        MatmulVariant::Tiled { wx: 16, wy: 16, tm: 8, tn: 8, bk: 8 },
-        MatmulVariant::Tiled { wx: 16, wy: 8, tm: 8, tn: 4, bk: 16 },
-        MatmulVariant::Tiled { wx: 8, wy: 16, tm: 4, tn: 8, bk: 16 },
-        MatmulVariant::Tiled { wx: 16, wy: 16, tm: 4, tn: 8, bk: 16 },
-        MatmulVariant::Tiled { wx: 16, wy: 16, tm: 8, tn: 4, bk: 16 },
-        MatmulVariant::Tiled { wx: 8, wy: 8, tm: 8, tn: 8, bk: 16 },
-        MatmulVariant::Tiled { wx: 8, wy: 8, tm: 4, tn: 8, bk: 32 },
+        MatmulVariant::Tiled(tile(16, 16, 4, 4, 16)),
+        MatmulVariant::Tiled(tile(16, 16, 8, 8, 8)),
+        MatmulVariant::Tiled(tile(16, 8, 8, 4, 16)),
+        MatmulVariant::Tiled(tile(8, 16, 4, 8, 16)),
+        MatmulVariant::Tiled(tile(16, 16, 4, 8, 16)),
+        MatmulVariant::Tiled(tile(16, 16, 8, 4, 16)),
+        MatmulVariant::Tiled(tile(8, 8, 8, 8, 16)),
+        MatmulVariant::Tiled(tile(8, 8, 4, 8, 32)),
+        MatmulVariant::Unrolled(tile(16, 16, 4, 4, 16)),
+        MatmulVariant::Unrolled(tile(8, 8, 8, 8, 16)),
+        MatmulVariant::Unrolled(tile(16, 16, 8, 8, 16)),
+        MatmulVariant::Unrolled(tile(16, 16, 8, 16, 8)),
+        MatmulVariant::Unrolled(tile(16, 16, 16, 16, 8)),
     ];
+
+    /// The register tile, if any.
+    pub fn shape(self) -> Option<Tile> {
+        match self {
+            MatmulVariant::Simple => None,
+            MatmulVariant::Tiled(t) | MatmulVariant::Unrolled(t) => Some(t),
+        }
+    }
 
     /// Rows and columns of the output tile one workgroup computes.
     pub fn tile(self) -> (u32, u32) {
-        match self {
-            MatmulVariant::Simple | MatmulVariant::Vec4 => (64, 64),
-            MatmulVariant::Tiled { wx, wy, tm, tn, .. } => (wy * tm, wx * tn),
-        }
+        self.shape().map_or((64, 64), |t| (t.wy * t.tm, t.wx * t.tn))
     }
 
     /// Whether this adapter can run it: invocations per workgroup and workgroup memory.
     pub fn fits(self, limits: &wgpu::Limits) -> bool {
-        let MatmulVariant::Tiled { wx, wy, tm, tn, bk } = self else { return true };
+        let Some(Tile { wx, wy, tm, tn, bk }) = self.shape() else { return true };
         let (bm, bn) = self.tile();
         // Outputs come in blocks of 4 (vec4s), and the tile loads take a fixed count of rounds
         // (see matmul_tiled.wgsl).
@@ -68,9 +87,9 @@ impl MatmulVariant {
             && 4 * bk * (bm + bn) <= limits.max_compute_workgroup_storage_size
     }
 
-    /// The constants of matmul_tiled.wgsl that make this variant (none for the others).
+    /// The constants of the kernel's source that make this variant (none for the simple one).
     pub fn consts(self) -> Vec<(&'static str, u32)> {
-        let MatmulVariant::Tiled { wx, wy, tm, tn, bk } = self else { return vec![] };
+        let Some(Tile { wx, wy, tm, tn, bk }) = self.shape() else { return vec![] };
         vec![("WX", wx), ("WY", wy), ("TM", tm), ("TN", tn), ("BK", bk)]
     }
 
@@ -78,27 +97,33 @@ impl MatmulVariant {
     pub fn kernel(self) -> super::Kernel {
         match self {
             MatmulVariant::Simple => super::Kernel::Matmul,
-            MatmulVariant::Vec4 => super::Kernel::MatmulVec4,
-            MatmulVariant::Tiled { .. } => super::Kernel::MatmulTiled,
+            MatmulVariant::Tiled(_) => super::Kernel::MatmulTiled,
+            MatmulVariant::Unrolled(_) => super::Kernel::MatmulUnrolled,
         }
     }
 
-    /// The WGSL source of a tiled variant: matmul_tiled.wgsl with its constants rewritten.
-    pub fn tiled_source(self) -> Option<String> {
-        let MatmulVariant::Tiled { .. } = self else { return None };
-        Some(rewrite_consts(super::Kernel::MatmulTiled.source(), &self.consts()))
+    /// The WGSL source of this variant (see `specialise`).
+    pub fn source(self) -> String {
+        specialise(self.kernel(), &self.consts())
     }
 
-    /// Reads what `Display` writes: "simple" or "16x8:8x4:16" (WXxWY:TMxTN:BK).
+    /// Reads what `Display` writes: "simple", "16x8:8x4:16" (WXxWY:TMxTN:BK, tiled) or
+    /// "u16x16:8x16:8" (unrolled); "vec4" is an older name of u16x16:4x4:16.
     pub fn parse(s: &str) -> Result<MatmulVariant, String> {
         match s {
             "simple" => return Ok(MatmulVariant::Simple),
-            "vec4" => return Ok(MatmulVariant::Vec4),
+            "vec4" => return Ok(MatmulVariant::Unrolled(tile(16, 16, 4, 4, 16))),
             _ => {}
         }
-        let bad = || format!("matmul variant '{s}' is not 'simple', 'vec4' or WXxWY:TMxTN:BK, such as 16x8:8x4:16");
+        let bad = || {
+            format!("matmul variant '{s}' is not 'simple', WXxWY:TMxTN:BK (such as 16x8:8x4:16) or the same after a 'u' (unrolled)")
+        };
+        let (unrolled, shape) = match s.strip_prefix('u') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
         let nums: Vec<u32> =
-            s.split([':', 'x']).map(|p| p.parse::<u32>().map_err(|_| bad())).collect::<Result<_, _>>()?;
+            shape.split([':', 'x']).map(|p| p.parse::<u32>().map_err(|_| bad())).collect::<Result<_, _>>()?;
         let [wx, wy, tm, tn, bk] = nums[..] else { return Err(bad()) };
         let ok = |v: u32, max: u32| (1..=max).contains(&v);
         if !(ok(wx, 64) && ok(wy, 64) && ok(tm, 16) && ok(tn, 16) && ok(bk, 64)) {
@@ -106,18 +131,85 @@ impl MatmulVariant {
                 "matmul variant '{s}': sizes out of range (threads 1-64 a side, outputs 1-16, BK 1-64)"
             ));
         }
-        Ok(MatmulVariant::Tiled { wx, wy, tm, tn, bk })
+        let t = tile(wx, wy, tm, tn, bk);
+        Ok(if unrolled { MatmulVariant::Unrolled(t) } else { MatmulVariant::Tiled(t) })
     }
 }
 
 impl fmt::Display for MatmulVariant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MatmulVariant::Simple => write!(f, "simple"),
-            MatmulVariant::Vec4 => write!(f, "vec4"),
-            MatmulVariant::Tiled { wx, wy, tm, tn, bk } => write!(f, "{wx}x{wy}:{tm}x{tn}:{bk}"),
+        let (prefix, Tile { wx, wy, tm, tn, bk }) = match *self {
+            MatmulVariant::Simple => return write!(f, "simple"),
+            MatmulVariant::Tiled(t) => ("", t),
+            MatmulVariant::Unrolled(t) => ("u", t),
+        };
+        write!(f, "{prefix}{wx}x{wy}:{tm}x{tn}:{bk}")
+    }
+}
+
+/// The source of `kernel` with `consts` rewritten; for matmul_unrolled also its entry point
+/// written for the TM x TN those constants give.
+pub fn specialise(kernel: super::Kernel, consts: &[(&str, u32)]) -> String {
+    let source = rewrite_consts(kernel.source(), consts);
+    if kernel != super::Kernel::MatmulUnrolled {
+        return source;
+    }
+    let get = |name: &str| consts.iter().find(|c| c.0 == name).map_or(4, |c| c.1);
+    let helpers = &source[..source.find("@compute").expect("matmul_unrolled.wgsl has an entry point")];
+    format!("{helpers}{}", unrolled_entry(get("TM"), get("TN")))
+}
+
+/// matmul_unrolled's entry point for TM x TN outputs an invocation (multiples of 4): named
+/// sums and operands, each step of k written out as TM * TN / 4 vec4 multiply-adds.
+pub fn unrolled_entry(tm: u32, tn: u32) -> String {
+    use std::fmt::Write;
+    let (tm4, tn4) = (tm / 4, tn / 4);
+    // Invocation (x, y) owns the blocks of 4 rows y, y + WY, ... and of 4 columns x, x + WX, ...
+    let block = |lid: &str, i: u32, w: &str| if i == 0 { lid.to_string() } else { format!("({lid} + {i}u * {w})") };
+    let mut s = String::new();
+    s.push_str("@compute @workgroup_size(WX, WY)\n");
+    s.push_str(
+        "fn matmul_unrolled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {\n",
+    );
+    s.push_str("    let row0 = wid.y * BM;\n    let col0 = wid.x * BN;\n    let tid = lid.y * WX + lid.x;\n");
+    for i in 0..tm {
+        for j in 0..tn4 {
+            writeln!(s, "    var acc_{i}_{j} = vec4<f32>();").unwrap();
         }
     }
+    s.push_str("    for (var k0 = 0u; k0 < p.k; k0 += BK) {\n        stage_tiles(k0, row0, col0, tid);\n");
+    s.push_str("        workgroupBarrier();\n        for (var kk = 0u; kk < BK; kk++) {\n");
+    for i in 0..tm4 {
+        writeln!(
+            s,
+            "            let a_{i} = a_tile[kk * (BM / 4u) + {}];",
+            block("lid.y", i, "WY").trim_matches(['(', ')'])
+        )
+        .unwrap();
+    }
+    for j in 0..tn4 {
+        writeln!(
+            s,
+            "            let b_{j} = b_tile[kk * (BN / 4u) + {}];",
+            block("lid.x", j, "WX").trim_matches(['(', ')'])
+        )
+        .unwrap();
+    }
+    for i in 0..tm {
+        let a = format!("a_{}.{}", i / 4, ["x", "y", "z", "w"][i as usize % 4]);
+        for j in 0..tn4 {
+            writeln!(s, "            acc_{i}_{j} = fma(vec4<f32>({a}), b_{j}, acc_{i}_{j});").unwrap();
+        }
+    }
+    s.push_str("        }\n        workgroupBarrier();\n    }\n");
+    for i in 0..tm {
+        let row = format!("row0 + {} * 4u + {}u", block("lid.y", i / 4, "WY"), i % 4);
+        for j in 0..tn4 {
+            writeln!(s, "    store4({row}, col0 + {} * 4u, acc_{i}_{j});", block("lid.x", j, "WX")).unwrap();
+        }
+    }
+    s.push_str("}\n");
+    s
 }
 
 /// `source` with each line `const NAME: u32 = ...;` of `consts` given the new value. Panics

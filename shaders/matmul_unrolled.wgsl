@@ -1,0 +1,124 @@
+// matmul_unrolled: out = op(A) @ op(B) (+ bias), matmul_tiled's tiling with every loop over an
+// invocation's outputs written out: its TM x TN sums are named vec4s (acc_I_J: row I, columns
+// 4J..4J+3), its operands named vec4s, and each step of k a straight list of multiply-adds.
+// Compilers that do not unroll (Tint) or unroll only small loops (Mesa's NIR), and those that
+// put small arrays in memory (SwiftShader), keep such code in registers: on lavapipe an 8 x 16
+// tile ran 1.5x faster written out than as arrays (BENCHMARKS.md).
+// The same product, parameters and bindings as matmul.wgsl; see matmul_tiled.wgsl for the
+// tiling. Twins: cpu::matmul_forward and cpu::matmul_backward, as for matmul.wgsl.
+// The entry point, last in this file, is written by `gpu::variants::unrolled_entry` for each
+// TM x TN (a test checks that it writes this one for 4 x 4); the constants below are one
+// variant, rewritten like matmul_tiled's.
+
+const WX: u32 = 16u;
+const WY: u32 = 16u;
+const TM: u32 = 4u;
+const TN: u32 = 4u;
+const BK: u32 = 16u;
+
+const BM: u32 = WY * TM;
+const BN: u32 = WX * TN;
+const THREADS: u32 = WX * WY;
+
+struct Params {
+    m: u32, n: u32, k: u32, trans_a: u32, trans_b: u32, has_bias: u32,
+    accumulate: u32, a_offset: u32, b_offset: u32, out_offset: u32, scaled: u32, scale: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>; // (M, N)
+@group(0) @binding(2) var<storage, read> a: array<f32>;         // (M, K) or (K, M)
+@group(0) @binding(3) var<storage, read> b: array<f32>;         // (K, N) or (N, K)
+@group(0) @binding(4) var<storage, read> bias: array<f32>;      // (N), read only if has_bias
+
+var<workgroup> a_tile: array<vec4<f32>, BK * BM / 4u>; // [BK][BM / 4]: 4 rows at one k
+var<workgroup> b_tile: array<vec4<f32>, BK * BN / 4u>; // [BK][BN / 4]: 4 columns at one k
+
+fn load_a(row: u32, kk: u32) -> f32 {
+    if (row >= p.m || kk >= p.k) { return 0.0; }
+    if (p.trans_a == 1u) { return a[p.a_offset + kk * p.m + row]; }
+    return a[p.a_offset + row * p.k + kk];
+}
+
+fn load_b(kk: u32, col: u32) -> f32 {
+    if (kk >= p.k || col >= p.n) { return 0.0; }
+    if (p.trans_b == 1u) { return b[p.b_offset + col * p.k + kk]; }
+    return b[p.b_offset + kk * p.n + col];
+}
+
+// Adds this invocation's sums for 4 rows x 4 columns from (row, col) into out, as the epilogue
+// says (scale, bias, accumulate), skipping what falls outside (M, N).
+fn store4(row: u32, col: u32, v: vec4<f32>) {
+    if (row >= p.m) { return; }
+    for (var jj = 0u; jj < 4u; jj++) {
+        let c = col + jj;
+        if (c < p.n) {
+            var x = v[jj];
+            if (p.scaled == 1u) { x *= p.scale; }
+            if (p.has_bias == 1u) { x += bias[c]; }
+            let o = p.out_offset + row * p.n + c;
+            if (p.accumulate == 1u) { x += out[o]; }
+            out[o] = x;
+        }
+    }
+}
+
+// Stages the step of K from k0 into a_tile and b_tile, THREADS vec4s at a time (a fixed count of
+// rounds: every variant's tile is a multiple of 4 * THREADS values). Each invocation writes whole
+// vec4s (4 rows, or 4 columns, at one k); consecutive invocations take consecutive words of the
+// stored matrix in each of their four loads (along K when it is row-major in K, along M or N
+// otherwise).
+fn stage_tiles(k0: u32, row0: u32, col0: u32, tid: u32) {
+    for (var l = 0u; l < BK * BM / 4u / THREADS; l++) {
+        let e = tid + l * THREADS;
+        var r4 = e / BK;
+        var kk = e % BK;
+        if (p.trans_a == 1u) {
+            r4 = e % (BM / 4u);
+            kk = e / (BM / 4u);
+        }
+        let row = row0 + r4 * 4u;
+        let k = k0 + kk;
+        a_tile[kk * (BM / 4u) + r4] = vec4<f32>(load_a(row, k), load_a(row + 1u, k), load_a(row + 2u, k), load_a(row + 3u, k));
+    }
+    for (var l = 0u; l < BK * BN / 4u / THREADS; l++) {
+        let e = tid + l * THREADS;
+        var c4 = e % (BN / 4u);
+        var kk = e / (BN / 4u);
+        if (p.trans_b == 1u) {
+            c4 = e / BK;
+            kk = e % BK;
+        }
+        let col = col0 + c4 * 4u;
+        let k = k0 + kk;
+        b_tile[kk * (BN / 4u) + c4] = vec4<f32>(load_b(k, col), load_b(k, col + 1u), load_b(k, col + 2u), load_b(k, col + 3u));
+    }
+}
+
+@compute @workgroup_size(WX, WY)
+fn matmul_unrolled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row0 = wid.y * BM;
+    let col0 = wid.x * BN;
+    let tid = lid.y * WX + lid.x;
+    var acc_0_0 = vec4<f32>();
+    var acc_1_0 = vec4<f32>();
+    var acc_2_0 = vec4<f32>();
+    var acc_3_0 = vec4<f32>();
+    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+        stage_tiles(k0, row0, col0, tid);
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            let a_0 = a_tile[kk * (BM / 4u) + lid.y];
+            let b_0 = b_tile[kk * (BN / 4u) + lid.x];
+            acc_0_0 = fma(vec4<f32>(a_0.x), b_0, acc_0_0);
+            acc_1_0 = fma(vec4<f32>(a_0.y), b_0, acc_1_0);
+            acc_2_0 = fma(vec4<f32>(a_0.z), b_0, acc_2_0);
+            acc_3_0 = fma(vec4<f32>(a_0.w), b_0, acc_3_0);
+        }
+        workgroupBarrier();
+    }
+    store4(row0 + lid.y * 4u + 0u, col0 + lid.x * 4u, acc_0_0);
+    store4(row0 + lid.y * 4u + 1u, col0 + lid.x * 4u, acc_1_0);
+    store4(row0 + lid.y * 4u + 2u, col0 + lid.x * 4u, acc_2_0);
+    store4(row0 + lid.y * 4u + 3u, col0 + lid.x * 4u, acc_3_0);
+}
