@@ -34,16 +34,20 @@ struct Params {
 var<workgroup> a_tile: array<vec4<f32>, BK * BM / 4u>; // [BK][BM / 4]: 4 rows at one k
 var<workgroup> b_tile: array<vec4<f32>, BK * BN / 4u>; // [BK][BN / 4]: 4 columns at one k
 
+// Element (row, kk) of op(A), zero outside it. No branches: a CPU rasteriser (lavapipe) runs
+// both sides of a branch for its SIMD lanes and pays for each side's loads, so one load at a
+// chosen index (word 0 outside) measured 5-25% faster a product than a branch per layout.
 fn load_a(row: u32, kk: u32) -> f32 {
-    if (row >= p.m || kk >= p.k) { return 0.0; }
-    if (p.trans_a == 1u) { return a[p.a_offset + kk * p.m + row]; }
-    return a[p.a_offset + row * p.k + kk];
+    let inside = row < p.m && kk < p.k;
+    let i = select(row * p.k + kk, kk * p.m + row, p.trans_a == 1u);
+    return select(0.0, a[p.a_offset + select(0u, i, inside)], inside);
 }
 
+// Element (kk, col) of op(B), zero outside it, as load_a.
 fn load_b(kk: u32, col: u32) -> f32 {
-    if (kk >= p.k || col >= p.n) { return 0.0; }
-    if (p.trans_b == 1u) { return b[p.b_offset + col * p.k + kk]; }
-    return b[p.b_offset + kk * p.n + col];
+    let inside = kk < p.k && col < p.n;
+    let i = select(kk * p.n + col, col * p.k + kk, p.trans_b == 1u);
+    return select(0.0, b[p.b_offset + select(0u, i, inside)], inside);
 }
 
 // Adds this invocation's sums for 4 rows x 4 columns from (row, col) into out, as the epilogue

@@ -181,6 +181,41 @@ fn matmul_forward_and_backward() {
     }
 }
 
+/// Both operands transposed and read from offsets into their buffers, written at an offset
+/// (products no layer records, but the kernels take): out = A^T B^T against plain loops, on
+/// sizes across the tiles' edges and their 4-word reads.
+#[test]
+fn matmul_both_transposed_at_offsets() {
+    for g in Bench::each_matmul() {
+        for &(m, n, k) in &[(5, 7, 3), (67, 130, 37), (128, 64, 20)] {
+            let (ao, bo, oo) = (3, 5, 2);
+            let a = random(ao + k * m, 21, 1.0); // A^T stored (K, M) after ao words
+            let b = random(bo + n * k, 22, 1.0); // B^T stored (N, K) after bo words
+            let mut want = vec![0.0f32; m * n];
+            for (i, row) in want.chunks_mut(n).enumerate() {
+                for (j, x) in row.iter_mut().enumerate() {
+                    *x = (0..k).map(|kk| a[ao + kk * m + i] * b[bo + j * k + kk]).sum();
+                }
+            }
+            let out = g.f(&vec![0.0; oo + m * n]);
+            let p = MatmulParams {
+                m: u(m),
+                n: u(n),
+                k: u(k),
+                trans_a: 1,
+                trans_b: 1,
+                a_offset: u(ao),
+                b_offset: u(bo),
+                out_offset: u(oo),
+                ..Default::default()
+            };
+            g.matmul(&out, &g.f(&a), &g.f(&b), None, p);
+            let what = format!("matmul A^T B^T {m}x{n}x{k}, {}", g.kernels.options.matmul);
+            assert_close(&what, &g.read(&out)[oo..], &want, RTOL, ATOL);
+        }
+    }
+}
+
 fn matmul_forward_and_backward_on(g: &Bench) {
     // (N, C, OC): odd rows, widths below, at and across every tile (up to 128 wide).
     for &(n, c, oc) in &[(15, 48, 144), (70, 24, 96), (1, 16, 48), (129, 65, 67), (131, 9, 260)] {

@@ -84,6 +84,7 @@ worker.onmessage = ({ data: m }) => {
       buttons('ready');
       break;
     }
+    case 'timing-kernels': status('loading', 'Starting WebGPU: timing the kernels on this GPU (once per browser, seconds on a software one)…'); break;
     case 'no-webgpu':
       $('no-webgpu').hidden = false;
       $('app').hidden = true;

@@ -169,7 +169,7 @@ async function loop() {
 // earlier visit (kept in IndexedDB beside the checkpoints), or a new trial's, then kept.
 async function openSession() {
   const kept = await db('get', 'tuning').catch(() => null);
-  const s = await Session.create(kept ? JSON.stringify(kept) : undefined);
+  const s = await Session.create(kept ? JSON.stringify(kept) : undefined, () => post('timing-kernels'));
   const tuning = JSON.parse(s.tuning());
   if (tuning.timed) await db('put', 'tuning', tuning).catch(() => {});
   return s;

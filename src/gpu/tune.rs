@@ -7,12 +7,22 @@ use super::{read_bytes, Gpu, KernelOptions, Kernels, MatmulVariant, NormVariant}
 use crate::bench::OpBench;
 
 /// The key a choice is cached under: adapter, driver and backend, this build's version and a
-/// fingerprint of the candidates (a build with other candidates runs its own trial).
+/// fingerprint of the candidates and their sources (a build with other or changed candidates
+/// runs its own trial).
 pub fn adapter_key(gpu: &Gpu) -> String {
     let i = &gpu.info;
-    // FNV-1a over the candidates' names: stable across builds and platforms, unlike std's hasher.
-    let names = MatmulVariant::CANDIDATES.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",");
-    let print = names.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let mut text = MatmulVariant::CANDIDATES.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",");
+    let kernels = MatmulVariant::CANDIDATES.iter().map(|v| v.kernel());
+    let norms = NormVariant::CANDIDATES.iter().flat_map(|v| [v.launch(1).0, v.launch(1).1]);
+    let mut seen = Vec::new();
+    for k in kernels.chain(norms) {
+        if !seen.contains(&k) {
+            seen.push(k);
+            text.push_str(k.source());
+        }
+    }
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let print = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
     let version = env!("CARGO_PKG_VERSION");
     format!(
         "{} | {} {} | {:?} | kiln {version} | candidates {:08x}",

@@ -79,16 +79,26 @@ fn now_s() -> f64 {
 
 /// The kernel variants for this adapter, as JSON (see `Session::tuning`): those in `saved` (what
 /// the worker kept from an earlier trial) when they were chosen on this adapter, else a timed
-/// trial's.
-async fn choose_kernels(gpu: &Gpu, saved: Option<String>) -> (KernelOptions, Value) {
+/// trial's, announced first through `on_trial` (it takes seconds on a software adapter).
+async fn choose_kernels(
+    gpu: &Gpu,
+    saved: Option<String>,
+    on_trial: Option<js_sys::Function>,
+) -> (KernelOptions, Value) {
     let key = tune::adapter_key(gpu);
     let saved = saved.and_then(|s| serde_json::from_str::<Value>(&s).ok()).filter(|v| v["key"] == key.as_str());
-    let (options, timed, times) = match saved.as_ref().and_then(|v| tune::options_from_json(v, gpu, false)) {
+    let kept = saved.as_ref().and_then(|v| tune::options_from_json(v, gpu, false));
+    let (options, timed, times) = match kept {
         Some(o) => (o, false, Value::Null),
-        None => match tune::time_candidates(gpu, false, &now_s).await {
-            Ok(trial) => (trial.options(false), true, trial.times_json()),
-            Err(_) => (KernelOptions::default(), false, Value::Null),
-        },
+        None => {
+            if let Some(f) = on_trial {
+                let _ = f.call0(&JsValue::NULL);
+            }
+            match tune::time_candidates(gpu, false, &now_s).await {
+                Ok(trial) => (trial.options(false), true, trial.times_json()),
+                Err(_) => (KernelOptions::default(), false, Value::Null),
+            }
+        }
     };
     let mut json = tune::options_json(&options);
     json["key"] = key.into();
@@ -140,12 +150,12 @@ where
 #[wasm_bindgen]
 impl Session {
     /// Opens the GPU and chooses its kernel variants (`tuning`: what `tuning()` gave on an
-    /// earlier visit, if the page kept it). Fails with a readable reason where WebGPU has no
-    /// adapter.
-    pub async fn create(tuning: Option<String>) -> Result<Session, JsValue> {
+    /// earlier visit, if the page kept it; `on_trial` is called before a timed trial runs
+    /// instead). Fails with a readable reason where WebGPU has no adapter.
+    pub async fn create(tuning: Option<String>, on_trial: Option<js_sys::Function>) -> Result<Session, JsValue> {
         console_error_panic_hook_lite();
         let gpu = Gpu::new().await.map_err(err)?;
-        let (options, tuning) = choose_kernels(&gpu, tuning).await;
+        let (options, tuning) = choose_kernels(&gpu, tuning, on_trial).await;
         gpu.set_kernel_options(options).map_err(err)?;
         let l = &gpu.limits;
         let limits = json!({"max_storage_buffer_binding_size": l.max_storage_buffer_binding_size,
