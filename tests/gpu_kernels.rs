@@ -30,7 +30,7 @@ impl Bench {
         fits.into_iter()
             .map(|&matmul| {
                 let gpu = gpu().expect("the adapter went away");
-                let kernels = Kernels::with(&gpu, KernelOptions { matmul, matmul_small: matmul, ..Default::default() });
+                let kernels = Kernels::with(&gpu, matmul.everywhere(KernelOptions::default()));
                 Bench { gpu, kernels }
             })
             .collect()
@@ -611,4 +611,25 @@ fn a_step_with_a_non_finite_loss_or_norm_is_skipped() {
             assert!(p.iter().all(|x| x.is_finite()) && p != p0, "case {i}: a sane step must update");
         }
     }
+}
+
+/// The kernel choice both front ends keep reads back as chosen, each size class its own; a kept
+/// choice missing a class (an older build's) reads as none, so the trial runs again.
+#[test]
+fn the_kept_kernel_choice_reads_back() {
+    use kiln::gpu::tune::{options_from_json, options_json};
+    let Some(g) = Bench::new() else { return };
+    let fits: Vec<_> = MatmulVariant::CANDIDATES.iter().copied().filter(|v| v.fits(&g.gpu.limits)).collect();
+    assert!(fits.len() >= 3, "the adapter fits only {} matmul candidates", fits.len());
+    let options = KernelOptions {
+        matmul: fits[0],
+        matmul_small: fits[1],
+        matmul_large: fits[2],
+        norm: NormVariant::Rows,
+        checked: false,
+    };
+    let mut json = options_json(&options);
+    assert_eq!(options_from_json(&json, &g.gpu, false), Some(options));
+    json.as_object_mut().unwrap().remove("matmul_large");
+    assert_eq!(options_from_json(&json, &g.gpu, false), None);
 }

@@ -43,6 +43,7 @@ pub fn choice(gpu: &Gpu) -> (KernelOptions, String) {
     let options = KernelOptions {
         matmul: named_matmul.unwrap_or(tuned.matmul),
         matmul_small: named_matmul.unwrap_or(tuned.matmul_small),
+        matmul_large: named_matmul.unwrap_or(tuned.matmul_large),
         norm: named_norm.unwrap_or(tuned.norm),
         checked: args.checked,
     };

@@ -100,7 +100,7 @@ impl Gpu {
     /// Chooses the kernel variants and checks every model on this device will use. Refused once
     /// the pipelines exist (models built before would disagree with those built after).
     pub fn set_kernel_options(&self, options: super::KernelOptions) -> Result<(), String> {
-        for v in [options.matmul, options.matmul_small] {
+        for v in [options.matmul, options.matmul_small, options.matmul_large] {
             if !v.fits(&self.limits) {
                 return Err(format!("matmul variant {v} does not fit this adapter's workgroup limits"));
             }

@@ -163,8 +163,13 @@ impl Kernels {
     /// The variant that computes out (M, N) = op(A) @ op(B) with a shared dimension K, and
     /// its grid.
     pub fn matmul_launch(&self, m: u32, n: u32, k: u32) -> (MatmulVariant, Grid) {
-        let small = (m as u64) * (n as u64) * (k as u64) < super::variants::SMALL_MATMUL_WORK;
-        let v = if small { self.options.matmul_small } else { self.options.matmul };
+        use super::variants::{LARGE_MATMUL_WORK, SMALL_MATMUL_WORK};
+        let work = (m as u64) * (n as u64) * (k as u64);
+        let v = match work {
+            w if w < SMALL_MATMUL_WORK => self.options.matmul_small,
+            w if w < LARGE_MATMUL_WORK => self.options.matmul,
+            _ => self.options.matmul_large,
+        };
         let (bm, bn) = v.tile();
         (v, Grid::Tiles([n.div_ceil(bn), m.div_ceil(bm), 1]))
     }

@@ -36,9 +36,11 @@ pub fn adapter_key(gpu: &Gpu) -> String {
 
 /// Seconds per run of each candidate, fastest first.
 pub struct Trial {
-    /// On a product of at least `SMALL_MATMUL_WORK` multiply-adds, and on a smaller one.
+    /// On a product of the middle class (see `time_candidates`), and on a small one.
     pub matmul: Vec<(MatmulVariant, f64)>,
     pub matmul_small: Vec<(MatmulVariant, f64)>,
+    /// On a product of at least `LARGE_MATMUL_WORK`: only the middle class's fastest.
+    pub matmul_large: Vec<(MatmulVariant, f64)>,
     pub norm: Vec<(NormVariant, f64)>,
 }
 
@@ -49,32 +51,50 @@ impl Trial {
         KernelOptions {
             matmul: self.matmul.first().map_or(d.matmul, |c| c.0),
             matmul_small: self.matmul_small.first().map_or(d.matmul_small, |c| c.0),
+            matmul_large: self.matmul_large.first().map_or(d.matmul_large, |c| c.0),
             norm: self.norm.first().map_or(d.norm, |c| c.0),
             checked,
         }
     }
 }
 
-/// Times the candidates. `now` gives seconds from any origin. Matrix products come in two
-/// classes (see `SMALL_MATMUL_WORK`), each timed on one product: (1024 x 64) @ (64 x 192), the
-/// shape of a 64-channel model's projections, for small ones, and (2048 x 128) @ (128 x 384) on
-/// CPU adapters (a 128-channel model's q,k,v projection), 1024^3 on GPUs, for the rest (a 128-sided product was too small to tell the
-/// tiles apart on lavapipe). LayerNorm runs on 1024 rows of 128 channels (16384 of 768 on a
-/// GPU). CPU adapters time three runs after the warm-up and keep the fastest (single runs chose
-/// differently from one trial to the next on lavapipe); GPUs twenty in one submit.
-/// Sync points: a read-back of one word after each warm-up and each timed batch.
+/// Times the candidates. `now` gives seconds from any origin. Matrix products come in three
+/// classes (see `SMALL_MATMUL_WORK` and `LARGE_MATMUL_WORK`), each timed on one product: (1024 x
+/// 64) @ (64 x 192), the shape of a 64-channel model's projections, for small ones; (2048 x 128)
+/// @ (128 x 384) on CPU adapters (a 128-channel model's q,k,v projection), 1024^3 on GPUs, for
+/// the middle (a 128-sided product was too small to tell the tiles apart on lavapipe); 1024 x
+/// 1024 x 512 on CPU adapters, 4096 x 4096 x 1024 on GPUs, for large ones, where only the candidates within
+/// 2x of the middle class's best are timed (a large product takes seconds on SwiftShader, and
+/// the page waits for its trial). LayerNorm runs on 1024 rows of 128 channels (16384 of 768 on
+/// a GPU). CPU adapters time three runs after the warm-up and keep the fastest (single runs
+/// chose differently from one trial to the next on lavapipe), one for large products; GPUs
+/// twenty in one submit. Sync points: a read-back of one word after each warm-up and each
+/// timed batch.
 pub async fn time_candidates(gpu: &Gpu, checked: bool, now: &dyn Fn() -> f64) -> Result<Trial, String> {
     let software = gpu.is_software();
-    let (large, reps) = if software { ([2048, 384, 128], (3, 1)) } else { ([1024; 3], (1, 20)) };
+    let (middle, large, reps, large_reps) = if software {
+        ([2048, 384, 128], [1024, 1024, 512], (3, 1), (1, 1))
+    } else {
+        ([1024; 3], [4096, 4096, 1024], (1, 20), (1, 5))
+    };
     let (rows, channels) = if software { (1024, 128) } else { (16384, 768) };
     let base = KernelOptions { checked, ..KernelOptions::default() };
-    let (mut matmul, mut matmul_small) = (Vec::new(), Vec::new());
+    let (mut matmul, mut matmul_small, mut built) = (Vec::new(), Vec::new(), Vec::new());
     for &v in MatmulVariant::CANDIDATES.iter().filter(|v| v.fits(&gpu.limits)) {
-        let kernels = Kernels::with(gpu, KernelOptions { matmul: v, matmul_small: v, ..base });
-        let bench = crate::bench::matmul_with(gpu, &kernels, large, false, false);
+        let kernels = Kernels::with(gpu, v.everywhere(base));
+        let bench = crate::bench::matmul_with(gpu, &kernels, middle, false, false);
         matmul.push((v, time(gpu, &bench, reps, now).await?));
         let bench = crate::bench::matmul_with(gpu, &kernels, [1024, 192, 64], false, false);
         matmul_small.push((v, time(gpu, &bench, reps, now).await?));
+        built.push(kernels);
+    }
+    let best = matmul.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);
+    let mut matmul_large = Vec::new();
+    for (kernels, &(v, t)) in built.iter().zip(&matmul) {
+        if t <= 2.0 * best {
+            let bench = crate::bench::matmul_with(gpu, kernels, large, false, false);
+            matmul_large.push((v, time(gpu, &bench, large_reps, now).await?));
+        }
     }
     let mut norm = Vec::new();
     for &v in NormVariant::CANDIDATES {
@@ -85,10 +105,11 @@ pub async fn time_candidates(gpu: &Gpu, checked: bool, now: &dyn Fn() -> f64) ->
     if let Some(e) = gpu.failure() {
         return Err(e);
     }
-    matmul.sort_by(|a, b| a.1.total_cmp(&b.1));
-    matmul_small.sort_by(|a, b| a.1.total_cmp(&b.1));
+    for list in [&mut matmul, &mut matmul_small, &mut matmul_large] {
+        list.sort_by(|a, b| a.1.total_cmp(&b.1));
+    }
     norm.sort_by(|a, b| a.1.total_cmp(&b.1));
-    Ok(Trial { matmul, matmul_small, norm })
+    Ok(Trial { matmul, matmul_small, matmul_large, norm })
 }
 
 /// Seconds per run: one run to compile and warm up, then `rounds` timed rounds of `reps` runs
@@ -122,13 +143,16 @@ impl Trial {
         fn ms<V: std::fmt::Display>(list: &[(V, f64)]) -> serde_json::Value {
             list.iter().map(|(v, s)| (v.to_string(), serde_json::json!(s * 1e3))).collect()
         }
-        serde_json::json!({"matmul": ms(&self.matmul), "matmul_small": ms(&self.matmul_small), "norm": ms(&self.norm)})
+        serde_json::json!({"matmul": ms(&self.matmul), "matmul_small": ms(&self.matmul_small),
+            "matmul_large": ms(&self.matmul_large), "norm": ms(&self.norm)})
     }
 }
 
-/// The chosen variants as JSON, {"matmul", "matmul_small", "norm"}: how both front ends keep them.
+/// The chosen variants as JSON, {"matmul", "matmul_small", "matmul_large", "norm"}: how both
+/// front ends keep them.
 pub fn options_json(o: &KernelOptions) -> serde_json::Value {
     serde_json::json!({"matmul": o.matmul.to_string(), "matmul_small": o.matmul_small.to_string(),
+        "matmul_large": o.matmul_large.to_string(),
         "norm": o.norm.to_string()})
 }
 
@@ -139,6 +163,7 @@ pub fn options_from_json(v: &serde_json::Value, gpu: &Gpu, checked: bool) -> Opt
     Some(KernelOptions {
         matmul: matmul("matmul")?,
         matmul_small: matmul("matmul_small")?,
+        matmul_large: matmul("matmul_large")?,
         norm: NormVariant::parse(v["norm"].as_str()?).ok()?,
         checked,
     })

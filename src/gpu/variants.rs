@@ -55,6 +55,11 @@ impl MatmulVariant {
         MatmulVariant::Unrolled(tile(16, 16, 16, 16, 8)),
     ];
 
+    /// The same variant for products of every size.
+    pub fn everywhere(self, base: KernelOptions) -> KernelOptions {
+        KernelOptions { matmul: self, matmul_small: self, matmul_large: self, ..base }
+    }
+
     /// The register tile, if any.
     pub fn shape(self) -> Option<Tile> {
         match self {
@@ -272,13 +277,20 @@ impl fmt::Display for NormVariant {
 /// 16x16:4x8:16, which is 11% faster on `small`).
 pub const SMALL_MATMUL_WORK: u64 = 1 << 25;
 
+/// Products of at least this many multiply-adds take `KernelOptions::matmul_large`: on lavapipe
+/// 1024^3 ran 1.4x faster with 16x16 outputs an invocation than with the 8x8 that wins on a
+/// 128-channel model's products (a 256-wide tile wastes half its work where N is 128).
+pub const LARGE_MATMUL_WORK: u64 = 1 << 29;
+
 /// What the pipelines are built with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelOptions {
-    /// Matrix products of at least SMALL_MATMUL_WORK multiply-adds.
+    /// Matrix products of at least SMALL_MATMUL_WORK multiply-adds, and under LARGE_MATMUL_WORK.
     pub matmul: MatmulVariant,
     /// Smaller ones.
     pub matmul_small: MatmulVariant,
+    /// Larger ones.
+    pub matmul_large: MatmulVariant,
     pub norm: NormVariant,
     /// Keep wgpu's runtime bounds checks in native shader modules (the browser always keeps
     /// its own). Off by default: every kernel guards its own indexing, as the tests show.
@@ -290,6 +302,7 @@ impl Default for KernelOptions {
         KernelOptions {
             matmul: MatmulVariant::DEFAULT,
             matmul_small: MatmulVariant::DEFAULT,
+            matmul_large: MatmulVariant::DEFAULT,
             norm: NormVariant::Workgroup,
             checked: false,
         }
