@@ -12,6 +12,8 @@
 // neighbouring invocations read neighbouring workgroup words.
 // The constants below are one variant; `gpu::MatmulVariant` writes the others (TM and TN
 // multiples of 4; every variant is validated by naga and tested against the CPU twin).
+// From `struct Params` to the entry point this file is the same text as matmul_unrolled.wgsl
+// (WGSL has no includes; a test checks they agree).
 
 const WX: u32 = 16u;
 const WY: u32 = 8u;
@@ -72,6 +74,38 @@ fn store4(row: u32, col: u32, v: vec4<f32>) {
     }
 }
 
+// Stages the step of K from k0 into a_tile and b_tile, THREADS vec4s at a time (a fixed count of
+// rounds: every variant's tile is a multiple of 4 * THREADS values). Each invocation writes whole
+// vec4s (4 rows, or 4 columns, at one k); consecutive invocations take consecutive words of the
+// stored matrix in each of their four loads (along K when it is row-major in K, along M or N
+// otherwise).
+fn stage_tiles(k0: u32, row0: u32, col0: u32, tid: u32) {
+    for (var l = 0u; l < BK * BM / 4u / THREADS; l++) {
+        let e = tid + l * THREADS;
+        var r4 = e / BK;
+        var kk = e % BK;
+        if (p.trans_a == 1u) {
+            r4 = e % (BM / 4u);
+            kk = e / (BM / 4u);
+        }
+        let row = row0 + r4 * 4u;
+        let k = k0 + kk;
+        a_tile[kk * (BM / 4u) + r4] = vec4<f32>(load_a(row, k), load_a(row + 1u, k), load_a(row + 2u, k), load_a(row + 3u, k));
+    }
+    for (var l = 0u; l < BK * BN / 4u / THREADS; l++) {
+        let e = tid + l * THREADS;
+        var c4 = e % (BN / 4u);
+        var kk = e / (BN / 4u);
+        if (p.trans_b == 1u) {
+            c4 = e / BK;
+            kk = e % BK;
+        }
+        let col = col0 + c4 * 4u;
+        let k = k0 + kk;
+        b_tile[kk * (BN / 4u) + c4] = vec4<f32>(load_b(k, col), load_b(k, col + 1u), load_b(k, col + 2u), load_b(k, col + 3u));
+    }
+}
+
 @compute @workgroup_size(WX, WY)
 fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let row0 = wid.y * BM;
@@ -82,36 +116,7 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     var a4: array<vec4<f32>, TM4>;
     var b4: array<vec4<f32>, TN4>;
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        // The tiles, THREADS vec4s at a time (a fixed count of rounds, so that compilers unroll
-        // it: every variant's tile is a multiple of 4 * THREADS values). Each invocation writes
-        // whole vec4s (4 rows, or 4 columns, at one k), which compilers store at once; a write
-        // to a dynamically chosen component costs a read and a select on some of them.
-        // Consecutive invocations take consecutive words of the stored matrix in each of their
-        // four loads (along K when it is row-major in K, along M or N otherwise).
-        for (var l = 0u; l < BK * BM / 4u / THREADS; l++) {
-            let e = tid + l * THREADS;
-            var r4 = e / BK;
-            var kk = e % BK;
-            if (p.trans_a == 1u) {
-                r4 = e % (BM / 4u);
-                kk = e / (BM / 4u);
-            }
-            let row = row0 + r4 * 4u;
-            let k = k0 + kk;
-            a_tile[kk * (BM / 4u) + r4] = vec4<f32>(load_a(row, k), load_a(row + 1u, k), load_a(row + 2u, k), load_a(row + 3u, k));
-        }
-        for (var l = 0u; l < BK * BN / 4u / THREADS; l++) {
-            let e = tid + l * THREADS;
-            var c4 = e % (BN / 4u);
-            var kk = e / (BN / 4u);
-            if (p.trans_b == 1u) {
-                c4 = e / BK;
-                kk = e % BK;
-            }
-            let col = col0 + c4 * 4u;
-            let k = k0 + kk;
-            b_tile[kk * (BN / 4u) + c4] = vec4<f32>(load_b(k, col), load_b(k, col + 1u), load_b(k, col + 2u), load_b(k, col + 3u));
-        }
+        stage_tiles(k0, row0, col0, tid);
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
             for (var i4 = 0u; i4 < TM4; i4++) { a4[i4] = a_tile[kk * (BM / 4u) + lid.y + i4 * WY]; }

@@ -211,7 +211,9 @@ fn matmul_both_transposed_at_offsets() {
             };
             g.matmul(&out, &g.f(&a), &g.f(&b), None, p);
             let what = format!("matmul A^T B^T {m}x{n}x{k}, {}", g.kernels.options.matmul);
-            assert_close(&what, &g.read(&out)[oo..], &want, RTOL, ATOL);
+            let got = g.read(&out);
+            assert_eq!(&got[..oo], &[0.0; 2], "{what}: wrote before its offset");
+            assert_close(&what, &got[oo..], &want, RTOL, ATOL);
         }
     }
 }
@@ -632,4 +634,32 @@ fn the_kept_kernel_choice_reads_back() {
     assert_eq!(options_from_json(&json, &g.gpu, false), Some(options));
     json.as_object_mut().unwrap().remove("matmul_large");
     assert_eq!(options_from_json(&json, &g.gpu, false), None);
+}
+
+/// Each product takes its size class's variant: small under 2^25 multiply-adds, the middle
+/// under 2^29, large from there (the boundaries exactly), with a grid of its tile.
+#[test]
+fn products_take_their_size_class_variant() {
+    use kiln::gpu::{LARGE_MATMUL_WORK, SMALL_MATMUL_WORK};
+    let Some(g) = Bench::new() else { return };
+    let fits: Vec<_> = MatmulVariant::CANDIDATES.iter().copied().filter(|v| v.fits(&g.gpu.limits)).collect();
+    assert!(fits.len() >= 3, "the adapter fits only {} matmul candidates", fits.len());
+    let (matmul, matmul_small, matmul_large) = (fits[0], fits[1], fits[2]);
+    let options = KernelOptions { matmul, matmul_small, matmul_large, ..Default::default() };
+    let kernels = Kernels::with(&g.gpu, options);
+    // M x 1024 x 1024 products: M = work / 2^20.
+    let cases = [
+        (SMALL_MATMUL_WORK - (1 << 20), matmul_small),
+        (SMALL_MATMUL_WORK, matmul),
+        (LARGE_MATMUL_WORK - (1 << 20), matmul),
+        (LARGE_MATMUL_WORK, matmul_large),
+    ];
+    for (work, want) in cases {
+        let m = (work >> 20) as u32;
+        let (v, grid) = kernels.matmul_launch(m, 1024, 1024);
+        assert_eq!(v, want, "{work} multiply-adds");
+        let (bm, bn) = want.tile();
+        let Grid::Tiles(groups) = grid else { panic!("{work}: not a tiled grid") };
+        assert_eq!(groups, [1024u32.div_ceil(bn), m.div_ceil(bm), 1], "{work}: grid");
+    }
 }

@@ -113,7 +113,20 @@ fn matmul_variant_names_read_back() {
         assert_eq!(MatmulVariant::parse(&v.to_string()), Ok(*v), "{v}");
     }
     assert_eq!(MatmulVariant::parse("vec4").map(|v| v.to_string()), Ok("u16x16:4x4:16".to_string()));
-    for bad in ["", "u", "16x16:4x4", "x16x16:4x4:16", "u16x16:4x4:0", "16x16:4x99:16"] {
+    for bad in ["", "u", "16x16:4x4", "x16x16:4x4:16", "u16x16:4x4:0", "16x16:4x99:16", "u16x16:6x4:16"] {
         assert!(MatmulVariant::parse(bad).is_err(), "'{bad}' was read");
     }
+}
+
+/// matmul_tiled.wgsl and matmul_unrolled.wgsl differ only in their constants and entry points:
+/// the parameters, bindings, tiles, loads, staging and epilogue are one text (WGSL has no
+/// includes), so a fix to one cannot miss the other.
+#[test]
+fn the_tiled_matmuls_share_everything_but_their_entry_points() {
+    use kiln::gpu::Kernel;
+    let shared = |k: Kernel| {
+        let s = k.source();
+        s[s.find("\nstruct Params {").expect("Params")..s.find("\n@compute").expect("an entry point")].to_string()
+    };
+    assert!(shared(Kernel::MatmulTiled) == shared(Kernel::MatmulUnrolled), "the two matmul files' helpers differ");
 }

@@ -24,7 +24,7 @@ async function start() {
     return;
   }
   try {
-    session = await openSession();
+    session = await openSession(() => post('timing-kernels'));
   } catch (e) {
     post('no-webgpu', { reason: `WebGPU is present but gave no usable GPU adapter (${e}).` });
     return;
@@ -167,9 +167,10 @@ async function loop() {
 
 // A session on the GPU, with the matmul variant a timed trial chose for this adapter on an
 // earlier visit (kept in IndexedDB beside the checkpoints), or a new trial's, then kept.
-async function openSession() {
+// `onTrial` is called before a timed trial (not when recovering: the failure stays on show).
+async function openSession(onTrial) {
   const kept = await db('get', 'tuning').catch(() => null);
-  const s = await Session.create(kept ? JSON.stringify(kept) : undefined, () => post('timing-kernels'));
+  const s = await Session.create(kept ? JSON.stringify(kept) : undefined, onTrial);
   const tuning = JSON.parse(s.tuning());
   if (tuning.timed) await db('put', 'tuning', tuning).catch(() => {});
   return s;
@@ -178,7 +179,7 @@ async function openSession() {
 // After a failure (a lost GPU device, say): a fresh device, and the saved run offered again.
 async function recover() {
   try {
-    session = await openSession();
+    session = await openSession(undefined);
     const saved = await db('get', 'latest').catch(() => null);
     post('recovered', { saved: saved ? { step: saved.step, steps: saved.steps } : null });
   } catch (e) {

@@ -6,20 +6,23 @@
 use super::{read_bytes, Gpu, KernelOptions, Kernels, MatmulVariant, NormVariant};
 use crate::bench::OpBench;
 
+/// Raise when `time_candidates` changes what it times or how it chooses: cached choices made
+/// by the old rules are then timed again.
+const TRIAL_REVISION: u32 = 1;
+
 /// The key a choice is cached under: adapter, driver and backend, this build's version and a
 /// fingerprint of the candidates and their sources (a build with other or changed candidates
 /// runs its own trial).
 pub fn adapter_key(gpu: &Gpu) -> String {
     let i = &gpu.info;
-    let mut text = MatmulVariant::CANDIDATES.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",");
-    let kernels = MatmulVariant::CANDIDATES.iter().map(|v| v.kernel());
-    let norms = NormVariant::CANDIDATES.iter().flat_map(|v| [v.launch(1).0, v.launch(1).1]);
-    let mut seen = Vec::new();
-    for k in kernels.chain(norms) {
-        if !seen.contains(&k) {
-            seen.push(k);
-            text.push_str(k.source());
-        }
+    // Each candidate's name and the source it compiles (the generated ones included), the
+    // LayerNorm kernels, and the trial's own revision (its shapes and rules).
+    let mut text = format!("trial {TRIAL_REVISION}");
+    for v in MatmulVariant::CANDIDATES {
+        text.push_str(&format!("{v}\n{}", v.source()));
+    }
+    for k in NormVariant::CANDIDATES.iter().flat_map(|v| [v.launch(1).0, v.launch(1).1]) {
+        text.push_str(k.source());
     }
     // FNV-1a: stable across builds and platforms, unlike std's hasher.
     let print = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
@@ -59,23 +62,24 @@ impl Trial {
 }
 
 /// Times the candidates. `now` gives seconds from any origin. Matrix products come in three
-/// classes (see `SMALL_MATMUL_WORK` and `LARGE_MATMUL_WORK`), each timed on one product: (1024 x
-/// 64) @ (64 x 192), the shape of a 64-channel model's projections, for small ones; (2048 x 128)
-/// @ (128 x 384) on CPU adapters (a 128-channel model's q,k,v projection), 1024^3 on GPUs, for
-/// the middle (a 128-sided product was too small to tell the tiles apart on lavapipe); 1024 x
-/// 1024 x 512 on CPU adapters, 4096 x 4096 x 1024 on GPUs, for large ones, where only the candidates within
-/// 2x of the middle class's best are timed (a large product takes seconds on SwiftShader, and
-/// the page waits for its trial). LayerNorm runs on 1024 rows of 128 channels (16384 of 768 on
-/// a GPU). CPU adapters time three runs after the warm-up and keep the fastest (single runs
-/// chose differently from one trial to the next on lavapipe), one for large products; GPUs
-/// twenty in one submit. Sync points: a read-back of one word after each warm-up and each
-/// timed batch.
+/// classes (see `SMALL_MATMUL_WORK` and `LARGE_MATMUL_WORK`), each timed on one product of its
+/// class: (1024 x 64) @ (64 x 192), the shape of a 64-channel model's projections, for small
+/// ones; (2048 x 128) @ (128 x 384) on CPU adapters (a 128-channel model's q,k,v projection),
+/// 1024 x 1024 x 256 on GPUs, for the middle (a 128-sided product was too small to tell the
+/// tiles apart on lavapipe); 1024 x 1024 x 512 on CPU adapters, 2048 x 2048 x 1024 on GPUs, for
+/// large ones, where only the candidates within 2x of the middle class's best are timed (a large
+/// product takes seconds on SwiftShader, and the page waits for its trial). LayerNorm runs on
+/// 1024 rows of 128 channels (16384 of 768 on a GPU). CPU adapters time three runs after the
+/// warm-up and keep the fastest (single runs chose differently from one trial to the next on
+/// lavapipe), one for large products; GPUs twenty in one submit, and large products three
+/// submits of one run (a slow candidate's twenty could trip a watchdog on a small GPU). Sync
+/// points: a read-back of one word after each warm-up and each timed batch.
 pub async fn time_candidates(gpu: &Gpu, checked: bool, now: &dyn Fn() -> f64) -> Result<Trial, String> {
     let software = gpu.is_software();
     let (middle, large, reps, large_reps) = if software {
         ([2048, 384, 128], [1024, 1024, 512], (3, 1), (1, 1))
     } else {
-        ([1024; 3], [4096, 4096, 1024], (1, 20), (1, 5))
+        ([1024, 1024, 256], [2048, 2048, 1024], (1, 20), (3, 1))
     };
     let (rows, channels) = if software { (1024, 128) } else { (16384, 768) };
     let base = KernelOptions { checked, ..KernelOptions::default() };

@@ -133,6 +133,9 @@ impl MatmulVariant {
                 "matmul variant '{s}': sizes out of range (threads 1-64 a side, outputs 1-16, BK 1-64)"
             ));
         }
+        if !tm.is_multiple_of(4) || !tn.is_multiple_of(4) {
+            return Err(format!("matmul variant '{s}': outputs an invocation (TMxTN) come in multiples of 4"));
+        }
         let t = tile(wx, wy, tm, tn, bk);
         Ok(if unrolled { MatmulVariant::Unrolled(t) } else { MatmulVariant::Tiled(t) })
     }
@@ -165,6 +168,10 @@ pub fn specialise(kernel: super::Kernel, consts: &[(&str, u32)]) -> String {
 /// sums and operands, each step of k written out as TM * TN / 4 vec4 multiply-adds.
 pub fn unrolled_entry(tm: u32, tn: u32) -> String {
     use std::fmt::Write;
+    assert!(
+        tm.is_multiple_of(4) && tn.is_multiple_of(4) && tm > 0 && tn > 0,
+        "unrolled_entry: {tm} x {tn} is not in blocks of 4"
+    );
     let (tm4, tn4) = (tm / 4, tn / 4);
     // Invocation (x, y) owns the blocks of 4 rows y, y + WY, ... and of 4 columns x, x + WX, ...
     let block = |lid: &str, i: u32, w: &str| if i == 0 { lid.to_string() } else { format!("({lid} + {i}u * {w})") };
