@@ -40,12 +40,11 @@ pub fn choice(gpu: &Gpu) -> (KernelOptions, String) {
         (Some(_), Some(_)) => (KernelOptions::default(), "named on the command line".to_string()),
         _ => cached_or_timed(gpu, args.checked),
     };
+    // A named matmul kernel serves products of every size.
     let options = KernelOptions {
-        matmul: named_matmul.unwrap_or(tuned.matmul),
-        matmul_small: named_matmul.unwrap_or(tuned.matmul_small),
-        matmul_large: named_matmul.unwrap_or(tuned.matmul_large),
         norm: named_norm.unwrap_or(tuned.norm),
         checked: args.checked,
+        ..named_matmul.map_or(tuned, |v| v.everywhere(tuned))
     };
     (options, how)
 }

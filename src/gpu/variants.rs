@@ -160,7 +160,7 @@ pub fn specialise(kernel: super::Kernel, consts: &[(&str, u32)]) -> String {
         return source;
     }
     let get = |name: &str| consts.iter().find(|c| c.0 == name).map_or(4, |c| c.1);
-    let helpers = &source[..source.find("@compute").expect("matmul_unrolled.wgsl has an entry point")];
+    let helpers = &source[..=source.find("\n@compute").expect("matmul_unrolled.wgsl has an entry point")];
     format!("{helpers}{}", unrolled_entry(get("TM"), get("TN")))
 }
 
@@ -174,7 +174,9 @@ pub fn unrolled_entry(tm: u32, tn: u32) -> String {
     );
     let (tm4, tn4) = (tm / 4, tn / 4);
     // Invocation (x, y) owns the blocks of 4 rows y, y + WY, ... and of 4 columns x, x + WX, ...
-    let block = |lid: &str, i: u32, w: &str| if i == 0 { lid.to_string() } else { format!("({lid} + {i}u * {w})") };
+    let block = |lid: &str, i: u32, w: &str| if i == 0 { lid.to_string() } else { format!("{lid} + {i}u * {w}") };
+    // The same block as a factor: in parentheses where it is a sum.
+    let factor = |lid: &str, i: u32, w: &str| if i == 0 { lid.to_string() } else { format!("({})", block(lid, i, w)) };
     let mut s = String::new();
     s.push_str("@compute @workgroup_size(WX, WY)\n");
     s.push_str(
@@ -189,20 +191,10 @@ pub fn unrolled_entry(tm: u32, tn: u32) -> String {
     s.push_str("    for (var k0 = 0u; k0 < p.k; k0 += BK) {\n        stage_tiles(k0, row0, col0, tid);\n");
     s.push_str("        workgroupBarrier();\n        for (var kk = 0u; kk < BK; kk++) {\n");
     for i in 0..tm4 {
-        writeln!(
-            s,
-            "            let a_{i} = a_tile[kk * (BM / 4u) + {}];",
-            block("lid.y", i, "WY").trim_matches(['(', ')'])
-        )
-        .unwrap();
+        writeln!(s, "            let a_{i} = a_tile[kk * (BM / 4u) + {}];", block("lid.y", i, "WY")).unwrap();
     }
     for j in 0..tn4 {
-        writeln!(
-            s,
-            "            let b_{j} = b_tile[kk * (BN / 4u) + {}];",
-            block("lid.x", j, "WX").trim_matches(['(', ')'])
-        )
-        .unwrap();
+        writeln!(s, "            let b_{j} = b_tile[kk * (BN / 4u) + {}];", block("lid.x", j, "WX")).unwrap();
     }
     for i in 0..tm {
         let a = format!("a_{}.{}", i / 4, ["x", "y", "z", "w"][i as usize % 4]);
@@ -212,9 +204,9 @@ pub fn unrolled_entry(tm: u32, tn: u32) -> String {
     }
     s.push_str("        }\n        workgroupBarrier();\n    }\n");
     for i in 0..tm {
-        let row = format!("row0 + {} * 4u + {}u", block("lid.y", i / 4, "WY"), i % 4);
+        let row = format!("row0 + {} * 4u + {}u", factor("lid.y", i / 4, "WY"), i % 4);
         for j in 0..tn4 {
-            writeln!(s, "    store4({row}, col0 + {} * 4u, acc_{i}_{j});", block("lid.x", j, "WX")).unwrap();
+            writeln!(s, "    store4({row}, col0 + {} * 4u, acc_{i}_{j});", factor("lid.x", j, "WX")).unwrap();
         }
     }
     s.push_str("}\n");
