@@ -6,14 +6,15 @@
 //   backward: dv[t] = sum over t1 >= t of P[t1, t] dout[t1]
 //             dS[t1, t] = P[t1, t] (dout[t1].v[t] - delta[t1])
 //             dk[t] = sum over t1 >= t of dS[t1, t] q[t1] / sqrt(hs)
-// One invocation per key row, TKV rows a workgroup; queries, their output gradients, lse and
-// delta are staged TQ rows at a time. It alone writes dk[t] and dv[t].
+// ROWS consecutive key rows an invocation, 64 * ROWS a workgroup; queries, their output
+// gradients, lse and delta are staged TQ rows at a time, each query read serving all ROWS key
+// rows. It alone writes dk[t] and dv[t].
 
-const TKV: u32 = 64u;
+const ROWS: u32 = 4u;
+const TKV: u32 = 64u * ROWS;
 const TQ: u32 = 16u;
 const HS_MAX: u32 = 64u;
 const V4: u32 = HS_MAX / 4u;
-
 struct Params { b: u32, t: u32, c: u32, nh: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -53,17 +54,19 @@ fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
     let n4 = (hs + 3u) / 4u;
     let scale = 1.0 / sqrt(f32(hs));
     let j0 = wid.x * TKV;
-    let t = j0 + lid;
-    let live = t < p.t;
-    let row = b * p.t + min(t, p.t - 1u);
-    var k: array<vec4<f32>, V4>;
-    var v: array<vec4<f32>, V4>;
-    var dk: array<vec4<f32>, V4>;
-    var dv: array<vec4<f32>, V4>;
-    for (var d4 = 0u; d4 < V4; d4++) {
-        if (d4 < n4) {
-            k[d4] = load_inp4(row * 3u * p.c + p.c + h * hs, d4, hs);
-            v[d4] = load_inp4(row * 3u * p.c + 2u * p.c + h * hs, d4, hs);
+    let t0 = j0 + lid * ROWS; // this invocation's first key row
+    let live = t0 < p.t;
+    var k: array<array<vec4<f32>, V4>, ROWS>;
+    var v: array<array<vec4<f32>, V4>, ROWS>;
+    var dk: array<array<vec4<f32>, V4>, ROWS>;
+    var dv: array<array<vec4<f32>, V4>, ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        let row = b * p.t + min(t0 + r, p.t - 1u);
+        for (var d4 = 0u; d4 < V4; d4++) {
+            if (d4 < n4) {
+                k[r][d4] = load_inp4(row * 3u * p.c + p.c + h * hs, d4, hs);
+                v[r][d4] = load_inp4(row * 3u * p.c + 2u * p.c + h * hs, d4, hs);
+            }
         }
     }
     // Queries from this tile's first key row to the end: earlier ones do not see these keys.
@@ -81,35 +84,56 @@ fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
             delta_tile[lid] = delta[bh * p.t + i0 + lid];
         }
         workgroupBarrier();
-        if (live) {
+        if (live && i0 + TQ > t0) {
             let count = min(TQ, p.t - i0);
-            // Queries before this key row (i < t) do not see it.
-            let first = select(0u, t - i0, t > i0);
+            // Queries before this invocation's first key row (i < t0) see none of its keys.
+            let first = select(0u, t0 - i0, t0 > i0);
             for (var i = first; i < count; i++) {
-                var s = 0.0;
-                var dp = 0.0;
+                // Zero explicitly: Chromium's WebGPU on SwiftShader gave wrong sums (different
+                // losses, then non-finite gradients) with `var s: array<f32, ROWS>;` here,
+                // which WGSL zeroes each time the loop reaches it; lavapipe did not.
+                var s = array<f32, ROWS>();
+                var dp = array<f32, ROWS>();
                 for (var d4 = 0u; d4 < V4; d4++) {
-                    s += dot(q_tile[i * V4 + d4], k[d4]);
-                    dp += dot(g_tile[i * V4 + d4], v[d4]);
+                    let qi = q_tile[i * V4 + d4];
+                    let gi = g_tile[i * V4 + d4];
+                    for (var r = 0u; r < ROWS; r++) {
+                        s[r] += dot(qi, k[r][d4]);
+                        dp[r] += dot(gi, v[r][d4]);
+                    }
                 }
-                let pr = exp(s - lse_tile[i]);
-                let ds = pr * (dp - delta_tile[i]);
+                var pr: array<f32, ROWS>;
+                var ds: array<f32, ROWS>;
+                for (var r = 0u; r < ROWS; r++) {
+                    // A query before the key's own position does not see it.
+                    pr[r] = select(exp(s[r] - lse_tile[i]), 0.0, t0 + r > i0 + i);
+                    ds[r] = pr[r] * (dp[r] - delta_tile[i]);
+                }
                 for (var d4 = 0u; d4 < V4; d4++) {
-                    dv[d4] += pr * g_tile[i * V4 + d4];
-                    dk[d4] += ds * q_tile[i * V4 + d4];
+                    let qi = q_tile[i * V4 + d4];
+                    let gi = g_tile[i * V4 + d4];
+                    for (var r = 0u; r < ROWS; r++) {
+                        dv[r][d4] += pr[r] * gi;
+                        dk[r][d4] += ds[r] * qi;
+                    }
                 }
             }
         }
         workgroupBarrier();
     }
     if (!live) { return; }
-    let base = (b * p.t + t) * 3u * p.c + h * hs;
-    for (var d4 = 0u; d4 < V4; d4++) {
-        for (var i = 0u; i < 4u; i++) {
-            let d = d4 * 4u + i;
-            if (d < hs) {
-                dinp[base + p.c + d] = dk[d4][i];
-                dinp[base + 2u * p.c + d] = dv[d4][i];
+    for (var r = 0u; r < ROWS; r++) {
+        let t = t0 + r;
+        if (t < p.t) {
+            let base = (b * p.t + t) * 3u * p.c + h * hs;
+            for (var d4 = 0u; d4 < V4; d4++) {
+                for (var i = 0u; i < 4u; i++) {
+                    let d = d4 * 4u + i;
+                    if (d < hs) {
+                        dinp[base + p.c + d] = dk[r][d4][i];
+                        dinp[base + 2u * p.c + d] = dv[r][d4][i];
+                    }
+                }
             }
         }
     }

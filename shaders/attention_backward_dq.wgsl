@@ -5,14 +5,15 @@
 //   forward:  s[t2] = q[t].k[t2] / sqrt(hs); P = softmax(s) = exp(s - lse[t]); out[t] = P @ v
 //   backward: dP[t2] = dout[t].v[t2];  delta[t] = sum over t2 of P[t2] dP[t2] = dout[t].out[t]
 //             dS[t2] = P[t2] (dP[t2] - delta[t]);  dq[t] = sum over t2 <= t of dS[t2] k[t2] / sqrt(hs)
-// One invocation per query row, TQ rows a workgroup, keys and values staged TK rows at a time
-// as in attention_forward_flash. It alone writes dq[t] and delta[t].
+// ROWS consecutive query rows an invocation, 64 * ROWS a workgroup, keys and values staged TK
+// rows at a time as in attention_forward_flash, each key read serving all ROWS rows. It alone
+// writes dq[t] and delta[t].
 
-const TQ: u32 = 64u;
+const ROWS: u32 = 4u;
+const TQ: u32 = 64u * ROWS;
 const TK: u32 = 16u;
 const HS_MAX: u32 = 64u;
 const V4: u32 = HS_MAX / 4u;
-
 struct Params { b: u32, t: u32, c: u32, nh: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -60,21 +61,25 @@ fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     let n4 = (hs + 3u) / 4u;
     let scale = 1.0 / sqrt(f32(hs));
     let q0 = wid.x * TQ;
-    let t = q0 + lid;
-    let live = t < p.t;
-    let row = b * p.t + min(t, p.t - 1u);
-    var q: array<vec4<f32>, V4>;
-    var g: array<vec4<f32>, V4>; // dout[t]
-    var dq: array<vec4<f32>, V4>;
-    var dl = 0.0;
-    for (var d4 = 0u; d4 < V4; d4++) {
-        if (d4 < n4) {
-            q[d4] = load_inp4(row * 3u * p.c + h * hs, d4, hs) * scale;
-            g[d4] = load_dout4(row * p.c + h * hs, d4, hs);
-            dl += dot(g[d4], load_out4(row * p.c + h * hs, d4, hs));
+    let t0 = q0 + lid * ROWS; // this invocation's first row
+    let live = t0 < p.t;
+    let t_end = min(t0 + ROWS - 1u, p.t - 1u);
+    var q: array<array<vec4<f32>, V4>, ROWS>;
+    var g: array<array<vec4<f32>, V4>, ROWS>; // dout rows
+    var dq: array<array<vec4<f32>, V4>, ROWS>;
+    var dl: array<f32, ROWS>;
+    var row_lse: array<f32, ROWS>;
+    for (var r = 0u; r < ROWS; r++) {
+        let row = b * p.t + min(t0 + r, p.t - 1u);
+        for (var d4 = 0u; d4 < V4; d4++) {
+            if (d4 < n4) {
+                q[r][d4] = load_inp4(row * 3u * p.c + h * hs, d4, hs) * scale;
+                g[r][d4] = load_dout4(row * p.c + h * hs, d4, hs);
+                dl[r] += dot(g[r][d4], load_out4(row * p.c + h * hs, d4, hs));
+            }
         }
+        row_lse[r] = lse[bh * p.t + min(t0 + r, p.t - 1u)];
     }
-    let row_lse = lse[bh * p.t + min(t, p.t - 1u)];
     let last = min(q0 + TQ, p.t);
     for (var k0 = 0u; k0 < last; k0 += TK) {
         for (var e = lid; e < TK * V4; e += 64u) {
@@ -87,28 +92,48 @@ fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
             }
         }
         workgroupBarrier();
-        if (live && k0 <= t) {
-            let count = min(TK, t + 1u - k0);
+        if (live && k0 <= t_end) {
+            let count = min(TK, t_end + 1u - k0);
             for (var j = 0u; j < count; j++) {
-                var s = 0.0;
-                var dp = 0.0;
+                // Zero explicitly: Chromium's WebGPU on SwiftShader gave wrong sums (different
+                // losses, then non-finite gradients) with `var s: array<f32, ROWS>;` here,
+                // which WGSL zeroes each time the loop reaches it; lavapipe did not.
+                var s = array<f32, ROWS>();
+                var dp = array<f32, ROWS>();
                 for (var d4 = 0u; d4 < V4; d4++) {
-                    s += dot(q[d4], k_tile[j * V4 + d4]);
-                    dp += dot(g[d4], v_tile[j * V4 + d4]);
+                    let k = k_tile[j * V4 + d4];
+                    let v = v_tile[j * V4 + d4];
+                    for (var r = 0u; r < ROWS; r++) {
+                        s[r] += dot(q[r][d4], k);
+                        dp[r] += dot(g[r][d4], v);
+                    }
                 }
-                let ds = exp(s - row_lse) * (dp - dl) * scale;
-                for (var d4 = 0u; d4 < V4; d4++) { dq[d4] += ds * k_tile[j * V4 + d4]; }
+                var ds: array<f32, ROWS>;
+                for (var r = 0u; r < ROWS; r++) {
+                    // A key after the row's own position has no gradient.
+                    let pr = select(exp(s[r] - row_lse[r]), 0.0, k0 + j > t0 + r);
+                    ds[r] = pr * (dp[r] - dl[r]) * scale;
+                }
+                for (var d4 = 0u; d4 < V4; d4++) {
+                    let k = k_tile[j * V4 + d4];
+                    for (var r = 0u; r < ROWS; r++) { dq[r][d4] += ds[r] * k; }
+                }
             }
         }
         workgroupBarrier();
     }
     if (!live) { return; }
-    delta[bh * p.t + t] = dl;
-    let base = (b * p.t + t) * 3u * p.c + h * hs;
-    for (var d4 = 0u; d4 < V4; d4++) {
-        for (var i = 0u; i < 4u; i++) {
-            let d = d4 * 4u + i;
-            if (d < hs) { dinp[base + d] = dq[d4][i]; }
+    for (var r = 0u; r < ROWS; r++) {
+        let t = t0 + r;
+        if (t < p.t) {
+            delta[bh * p.t + t] = dl[r];
+            let base = (b * p.t + t) * 3u * p.c + h * hs;
+            for (var d4 = 0u; d4 < V4; d4++) {
+                for (var i = 0u; i < 4u; i++) {
+                    let d = d4 * 4u + i;
+                    if (d < hs) { dinp[base + d] = dq[r][d4][i]; }
+                }
+            }
         }
     }
 }

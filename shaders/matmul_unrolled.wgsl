@@ -1,6 +1,7 @@
-// matmul_unrolled: out = op(A) @ op(B) (+ bias), matmul_tiled's tiling with every loop over an
-// invocation's outputs written out: its TM x TN sums are named vec4s (acc_I_J: row I, columns
-// 4J..4J+3), its operands named vec4s, and each step of k a straight list of multiply-adds.
+// matmul_unrolled: out = op(A) @ op(B) (+ bias), matmul_tiled's tiling with the loops of its
+// inner product written out: its TM x TN sums are named vec4s (acc_I_J: row I, columns
+// 4J..4J+3), its operands named vec4s, and each step of k a straight list of multiply-adds (the
+// epilogue, run once, stays a loop).
 // Compilers that do not unroll (Tint) or unroll only small loops (Mesa's NIR), and those that
 // put small arrays in memory (SwiftShader), keep such code in registers: on lavapipe an 8 x 16
 // tile ran 1.5x faster written out than as arrays (BENCHMARKS.md).
@@ -121,8 +122,9 @@ fn matmul_unrolled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
         }
         workgroupBarrier();
     }
-    store4(row0 + lid.y * 4u + 0u, col0 + lid.x * 4u, acc_0_0);
-    store4(row0 + lid.y * 4u + 1u, col0 + lid.x * 4u, acc_1_0);
-    store4(row0 + lid.y * 4u + 2u, col0 + lid.x * 4u, acc_2_0);
-    store4(row0 + lid.y * 4u + 3u, col0 + lid.x * 4u, acc_3_0);
+    let sums = array<vec4<f32>, 4>(acc_0_0, acc_1_0, acc_2_0, acc_3_0);
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + (lid.y + (i / 4u) * WY) * 4u + i % 4u;
+        for (var j = 0u; j < 1u; j++) { store4(row, col0 + (lid.x + j * WX) * 4u, sums[i * 1u + j]); }
+    }
 }

@@ -88,8 +88,12 @@ pub fn layernorm_with(gpu: &Gpu, kernels: &Kernels, n: usize, c: usize) -> OpBen
 /// Each causal T x T product of hs-long dot products is B NH T(T+1)/2 hs multiply-adds: the
 /// forward pass does 2 (scores, weighted values), the backward pass 5 (the scores again, dV,
 /// dP, dQ, dK), whichever kernels do them.
-pub fn attention(gpu: &Gpu, [b, nh, t, hs]: [usize; 4]) -> [OpBench; 2] {
-    let kernels = gpu.kernels();
+pub fn attention(gpu: &Gpu, shape: [usize; 4]) -> [OpBench; 2] {
+    attention_with(gpu, &gpu.kernels(), shape)
+}
+
+/// `attention` with the given pipelines (a variant under trial) instead of the device's.
+pub fn attention_with(gpu: &Gpu, kernels: &Kernels, [b, nh, t, hs]: [usize; 4]) -> [OpBench; 2] {
     let c = nh * hs;
     let (kept, scratch) = crate::gpt::attention::kept_words(b, nh, t, hs);
     let qkv = filled(gpu, "bench qkv", b * t * 3 * c, 1);
@@ -107,9 +111,9 @@ pub fn attention(gpu: &Gpu, [b, nh, t, hs]: [usize; 4]) -> [OpBench; 2] {
     let shape = [b, t, c, nh];
     // One causal T x T product of hs-long dot products: B NH T(T+1)/2 hs multiply-adds.
     let product = 2.0 * (b * nh * t * (t + 1) / 2 * hs) as f64;
-    let mut fwd = Rec::new(gpu, &kernels, &no_bias.buffer);
+    let mut fwd = Rec::new(gpu, kernels, &no_bias.buffer);
     attention_forward(&mut fwd, &x, shape);
-    let mut bwd = Rec::new(gpu, &kernels, &no_bias.buffer);
+    let mut bwd = Rec::new(gpu, kernels, &no_bias.buffer);
     attention_backward(&mut bwd, &x, &g, shape);
     let io = (b * t * c) as f64 * 4.0;
     let name = if crate::gpt::attention::is_flash(hs) {

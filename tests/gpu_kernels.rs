@@ -6,7 +6,9 @@ use common::{assert_close, gpu, random, random_tokens};
 use kiln::cpu;
 use kiln::gpt::IGNORE;
 use kiln::gpu::params::*;
-use kiln::gpu::{grid_1d, Gpu, GpuTensor, Grid, Kernel, KernelOptions, Kernels, MatmulVariant, NormVariant, Program};
+use kiln::gpu::{
+    grid_1d, AttentionRows, Gpu, GpuTensor, Grid, Kernel, KernelOptions, Kernels, MatmulVariant, NormVariant, Program,
+};
 
 const RTOL: f32 = 1e-4;
 const ATOL: f32 = 1e-5;
@@ -362,11 +364,12 @@ fn attention_forward_and_backward() {
 
 /// The flash kernels against the same twin: out, each row's log-sum-exp (made here from the
 /// scores), and dq, dk, dv; on the awkward shapes and on rows across several 64-row tiles,
-/// head sizes not a multiple of 4, one row, and the widest head (64).
+/// head sizes not a multiple of 4, one row, the widest head (64), and rows across two
+/// workgroups of 4 rows an invocation (301).
 #[test]
 fn attention_flash_forward_and_backward() {
     let Some(g) = Bench::new() else { return };
-    let more = [(1, 130, 64, 1), (2, 67, 30, 2), (1, 1, 64, 1), (1, 200, 20, 4)];
+    let more = [(1, 130, 64, 1), (2, 67, 30, 2), (1, 1, 64, 1), (1, 200, 20, 4), (1, 301, 32, 2)];
     for &(b, t, c, nh) in SHAPES.iter().chain(&more) {
         let (n, hs) = (b * t, c / nh);
         assert!(kiln::gpt::attention_is_flash(hs));
@@ -390,12 +393,15 @@ fn attention_flash_forward_and_backward() {
             }
         }
         // Compiled for the widest head (64), and for this head rounded up to a vec4, as
-        // training compiles them.
-        for hs_max in [64, hs.div_ceil(4) * 4] {
-            let consts = [("HS_MAX", hs_max as u32)];
+        // training compiles them,
+        // and for each count of rows an invocation the trial may choose.
+        let compiled = [64, hs.div_ceil(4) * 4].into_iter().flat_map(|hs_max| {
+            AttentionRows::CANDIDATES.iter().map(move |rows| kiln::gpt::flash_consts(hs_max, rows.0))
+        });
+        for consts in compiled {
             let (out_g, lse_g, inp_g) = (g.f(&random(n * c, 32, 1.0)), g.f(&random(b * nh * t, 33, 1.0)), g.f(&inp));
             let dims = [b as u32, t as u32, c as u32, nh as u32];
-            let tiles = [t.div_ceil(64) as u32, (b * nh) as u32, 1];
+            let tiles = kiln::gpt::flash_tiles(b, t, nh, consts[1].1);
             g.run_specialised(Kernel::AttentionForwardFlash, &consts, &dims, &[&out_g, &lse_g, &inp_g], tiles);
             assert_close("attention_forward_flash out", &g.read(&out_g), &out, RTOL, ATOL);
             assert_close("attention_forward_flash lse", &g.read(&lse_g), &lse, RTOL, ATOL);
@@ -616,7 +622,8 @@ fn a_step_with_a_non_finite_loss_or_norm_is_skipped() {
 }
 
 /// The kernel choice both front ends keep reads back as chosen, each size class its own; a kept
-/// choice missing a class (an older build's) reads as none, so the trial runs again.
+/// choice missing a class or attention's rows (an older build's) reads as none, so the trial
+/// runs again.
 #[test]
 fn the_kept_kernel_choice_reads_back() {
     use kiln::gpu::tune::{options_from_json, options_json};
@@ -628,12 +635,16 @@ fn the_kept_kernel_choice_reads_back() {
         matmul_small: fits[1],
         matmul_large: fits[2],
         norm: NormVariant::Rows,
+        attention: AttentionRows(4),
         checked: false,
     };
-    let mut json = options_json(&options);
+    let json = options_json(&options);
     assert_eq!(options_from_json(&json, &g.gpu, false), Some(options));
-    json.as_object_mut().unwrap().remove("matmul_large");
-    assert_eq!(options_from_json(&json, &g.gpu, false), None);
+    for older in ["matmul_large", "attention_rows"] {
+        let mut json = json.clone();
+        json.as_object_mut().unwrap().remove(older);
+        assert_eq!(options_from_json(&json, &g.gpu, false), None, "a choice without {older}");
+    }
 }
 
 /// Each product takes its size class's variant: small under 2^25 multiply-adds, the middle

@@ -87,19 +87,21 @@ fn the_unrolled_file_holds_its_generated_entry_point() {
 }
 
 /// The flash attention kernels validate with every head size they are compiled for (a vec4
-/// multiple up to 64), and the constant really is rewritten.
+/// multiple up to 64) and every count of rows an invocation the trial may choose, and the
+/// constants really are rewritten.
 #[test]
 fn flash_attention_validates_for_each_head_size() {
-    use kiln::gpu::Kernel;
+    use kiln::gpu::{AttentionRows, Kernel};
     for k in [Kernel::AttentionForwardFlash, Kernel::AttentionBackwardDq, Kernel::AttentionBackwardDkv] {
-        for hs in (4..=64).step_by(4) {
-            let source = kiln::gpu::rewrite_consts(k.source(), &[("HS_MAX", hs)]);
+        for (hs, rows) in (4..=64).step_by(4).flat_map(|hs| AttentionRows::CANDIDATES.iter().map(move |r| (hs, r.0))) {
+            let source = kiln::gpu::rewrite_consts(k.source(), &[("HS_MAX", hs), ("ROWS", rows)]);
             assert!(source.contains(&format!("const HS_MAX: u32 = {hs}u;")));
+            assert!(source.contains(&format!("const ROWS: u32 = {rows}u;")));
             let module = naga::front::wgsl::parse_str(&source)
-                .unwrap_or_else(|e| panic!("{} HS_MAX {hs}: {}", k.name(), e.emit_to_string(&source)));
+                .unwrap_or_else(|e| panic!("{} HS_MAX {hs} ROWS {rows}: {}", k.name(), e.emit_to_string(&source)));
             let mut validator =
                 naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
-            validator.validate(&module).unwrap_or_else(|e| panic!("{} HS_MAX {hs}: {e:?}", k.name()));
+            validator.validate(&module).unwrap_or_else(|e| panic!("{} HS_MAX {hs} ROWS {rows}: {e:?}", k.name()));
         }
     }
 }

@@ -73,7 +73,7 @@ worker.onmessage = ({ data: m }) => {
       $('topp').value = m.defaults.sample.top_p;
       $('length').value = m.defaults.sample.tokens;
       document.querySelector('[data-testid=adapter-name]').textContent = m.adapter + (m.software ? ' (software fallback: slow)' : '');
-      document.querySelector('[data-testid=adapter-name]').title = `matmul kernel ${m.tuning.matmul} (small products ${m.tuning.matmul_small}, large ${m.tuning.matmul_large}), layernorm ${m.tuning.norm}` + (m.tuning.timed ? ' (timed trial just now)' : ' (chosen by an earlier trial)');
+      document.querySelector('[data-testid=adapter-name]').title = `matmul kernel ${m.tuning.matmul} (small products ${m.tuning.matmul_small}, large ${m.tuning.matmul_large}), layernorm ${m.tuning.norm}, attention ${m.tuning.attention_rows} rows an invocation` + (m.tuning.timed ? ' (timed trial just now)' : ' (chosen by an earlier trial)');
       document.querySelector('[data-testid=adapter-name]').dataset.trial = JSON.stringify(m.tuning.trial_ms ?? null);
       $('preset').replaceChildren(...options(m.presets.map((p) => p.name)));
       $('preset').value = m.defaults.preset;

@@ -1,10 +1,11 @@
 //! Opens the GPU for every command, with the kernel options of the command line: the matmul
-//! and LayerNorm variants named by --matmul and --norm, or with "auto" those a timed trial
+//! and LayerNorm variants and attention's rows named by --matmul, --norm and --attention-rows,
+//! or with "auto" those a timed trial
 //! chose for this adapter, cached in `tuning.json` under the cache folder (so the trial runs
 //! once per adapter and driver; delete the file, or name a variant, to override), and --checked.
 
 use crate::args::KernelArgs;
-use kiln::gpu::{tune, Gpu, KernelOptions, MatmulVariant, NormVariant};
+use kiln::gpu::{tune, AttentionRows, Gpu, KernelOptions, MatmulVariant, NormVariant};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -19,6 +20,9 @@ pub fn configure(args: KernelArgs) -> Result<(), String> {
     }
     if args.norm != "auto" {
         NormVariant::parse(&args.norm)?;
+    }
+    if args.attention_rows != "auto" {
+        AttentionRows::parse(&args.attention_rows)?;
     }
     let _ = ARGS.set(args);
     Ok(())
@@ -36,13 +40,15 @@ pub fn choice(gpu: &Gpu) -> (KernelOptions, String) {
     let args = ARGS.get().cloned().unwrap_or_default();
     let named_matmul = MatmulVariant::parse(&args.matmul).ok();
     let named_norm = NormVariant::parse(&args.norm).ok();
-    let (tuned, how) = match (named_matmul, named_norm) {
-        (Some(_), Some(_)) => (KernelOptions::default(), "named on the command line".to_string()),
+    let named_rows = AttentionRows::parse(&args.attention_rows).ok();
+    let (tuned, how) = match (named_matmul, named_norm, named_rows) {
+        (Some(_), Some(_), Some(_)) => (KernelOptions::default(), "named on the command line".to_string()),
         _ => cached_or_timed(gpu, args.checked),
     };
     // A named matmul kernel serves products of every size.
     let options = KernelOptions {
         norm: named_norm.unwrap_or(tuned.norm),
+        attention: named_rows.unwrap_or(tuned.attention),
         checked: args.checked,
         ..named_matmul.map_or(tuned, |v| v.everywhere(tuned))
     };

@@ -69,11 +69,12 @@ fn info() -> Result<(), String> {
     println!("driver: {} {}", gpu.info.driver, gpu.info.driver_info);
     let (k, how) = gpu_open::choice(&gpu);
     println!(
-        "kernels: matmul {} (small products {}, large {}), layernorm {}, bounds checks {} ({how})",
+        "kernels: matmul {} (small products {}, large {}), layernorm {}, attention {} rows an invocation, bounds checks {} ({how})",
         k.matmul,
         k.matmul_small,
         k.matmul_large,
         k.norm,
+        k.attention,
         if k.checked { "on" } else { "off" }
     );
     println!("features: {:?}", gpu.features);

@@ -15,8 +15,9 @@ use crate::gpu::{Grid, Kernel};
 
 /// The widest head the flash kernels take (their `HS_MAX`): GPT-2's 64 at every size.
 pub const FLASH_HS_MAX: usize = 64;
-/// Rows of queries (forward, dq) or keys (dkv) one flash workgroup takes (their `TQ` / `TKV`).
-const FLASH_ROWS: usize = 64;
+/// Invocations of a flash workgroup (their `@workgroup_size`), each taking ROWS rows of queries
+/// (forward, dq) or keys (dkv).
+const FLASH_INVOCATIONS: usize = 64;
 
 /// The buffers attention reads and writes, forward and backward.
 pub(crate) struct AttentionBufs<'a> {
@@ -53,22 +54,29 @@ fn dims(b: usize, t: usize, c: usize, nh: usize) -> AttentionParams {
     AttentionParams { b: u(b), t: u(t), c: u(c), nh: u(nh) }
 }
 
-/// The flash kernels' head size, compiled in: hs rounded up to a vec4, so that their loops
-/// over channels have constant bounds (compilers unroll them and keep the rows in registers;
-/// with the widest bound for every head, a 32-channel head did twice the work).
-fn flash_consts(hs: usize) -> [(&'static str, u32); 1] {
-    [("HS_MAX", u(hs.div_ceil(4) * 4))]
+/// The flash kernels' constants: the head size rounded up to a vec4, so that their loops over
+/// channels have constant bounds (compilers unroll them and keep the rows in registers; with
+/// the widest bound for every head, a 32-channel head did twice the work), and the rows an
+/// invocation takes (`KernelOptions::attention`, chosen by the trial).
+pub fn flash_consts(hs: usize, rows: u32) -> [(&'static str, u32); 2] {
+    [("HS_MAX", u(hs.div_ceil(4) * 4)), ("ROWS", rows)]
 }
 
-/// One flash workgroup per FLASH_ROWS rows of one (b, h).
-fn flash_grid(b: usize, t: usize, nh: usize) -> Grid {
-    Grid::Tiles([u(t.div_ceil(FLASH_ROWS)), u(b * nh), 1])
+/// One flash workgroup per 64 * `rows` rows (queries, or keys for dkv) of one (b, h).
+pub fn flash_tiles(b: usize, t: usize, nh: usize, rows: u32) -> [u32; 3] {
+    [u(t.div_ceil(FLASH_INVOCATIONS * rows as usize)), u(b * nh), 1]
+}
+
+/// The flash kernels' constants and grid, for the rows an invocation the recorder's options say.
+fn flash_launch(r: &Rec, [b, t, c, nh]: [usize; 4]) -> ([(&'static str, u32); 2], Grid) {
+    let rows = r.k.options.attention.0;
+    (flash_consts(c / nh, rows), Grid::Tiles(flash_tiles(b, t, nh, rows)))
 }
 
 /// out = softmax(q k^T / sqrt(hs), causal) v, per head.
 pub(crate) fn attention_forward(r: &mut Rec, x: &AttentionBufs, [b, t, c, nh]: [usize; 4]) {
     if is_flash(c / nh) {
-        let (consts, grid) = (flash_consts(c / nh), flash_grid(b, t, nh));
+        let (consts, grid) = flash_launch(r, [b, t, c, nh]);
         r.push_specialised(Kernel::AttentionForwardFlash, &consts, dims(b, t, c, nh), &[x.out, x.kept, x.qkv], grid);
     } else {
         r.push(Kernel::AttentionForward, dims(b, t, c, nh), &[x.out, x.kept, x.qkv], Grid::Threads(b * nh * t));
@@ -79,7 +87,7 @@ pub(crate) fn attention_forward(r: &mut Rec, x: &AttentionBufs, [b, t, c, nh]: [
 pub(crate) fn attention_backward(r: &mut Rec, x: &AttentionBufs, d: &AttentionGrads, [b, t, c, nh]: [usize; 4]) {
     let p = dims(b, t, c, nh);
     if is_flash(c / nh) {
-        let (consts, grid) = (flash_consts(c / nh), flash_grid(b, t, nh));
+        let (consts, grid) = flash_launch(r, [b, t, c, nh]);
         let bufs = [d.dqkv, d.scratch, d.dout, x.qkv, x.out, x.kept];
         r.push_specialised(Kernel::AttentionBackwardDq, &consts, p, &bufs, grid);
         let bufs = [d.dqkv, d.dout, x.qkv, x.kept, d.scratch];

@@ -3,12 +3,12 @@
 //! The front end supplies the clock (the core has none) and keeps the answer per adapter, so
 //! the trial runs once.
 
-use super::{read_bytes, Gpu, KernelOptions, Kernels, MatmulVariant, NormVariant};
+use super::{read_bytes, AttentionRows, Gpu, Kernel, KernelOptions, Kernels, MatmulVariant, NormVariant};
 use crate::bench::OpBench;
 
 /// Raise when `time_candidates` changes what it times or how it chooses: cached choices made
 /// by the old rules are then timed again.
-const TRIAL_REVISION: u32 = 1;
+const TRIAL_REVISION: u32 = 2;
 
 /// The key a choice is cached under: adapter, driver and backend, this build's version and a
 /// fingerprint of the candidates and their sources (a build with other or changed candidates
@@ -22,6 +22,9 @@ pub fn adapter_key(gpu: &Gpu) -> String {
         text.push_str(&format!("{v}\n{}", v.source()));
     }
     for k in NormVariant::CANDIDATES.iter().flat_map(|v| [v.launch(1).0, v.launch(1).1]) {
+        text.push_str(k.source());
+    }
+    for k in [Kernel::AttentionForwardFlash, Kernel::AttentionBackwardDq, Kernel::AttentionBackwardDkv] {
         text.push_str(k.source());
     }
     // FNV-1a: stable across builds and platforms, unlike std's hasher.
@@ -45,6 +48,8 @@ pub struct Trial {
     /// On a product of at least `LARGE_MATMUL_WORK`: only the middle class's fastest.
     pub matmul_large: Vec<(MatmulVariant, f64)>,
     pub norm: Vec<(NormVariant, f64)>,
+    /// Attention forward and backward together.
+    pub attention: Vec<(AttentionRows, f64)>,
 }
 
 impl Trial {
@@ -56,6 +61,7 @@ impl Trial {
             matmul_small: self.matmul_small.first().map_or(d.matmul_small, |c| c.0),
             matmul_large: self.matmul_large.first().map_or(d.matmul_large, |c| c.0),
             norm: self.norm.first().map_or(d.norm, |c| c.0),
+            attention: self.attention.first().map_or(d.attention, |c| c.0),
             checked,
         }
     }
@@ -69,11 +75,14 @@ impl Trial {
 /// tiles apart on lavapipe); 1024 x 1024 x 512 on CPU adapters, 2048 x 2048 x 1024 on GPUs, for
 /// large ones, where only the candidates within 2x of the middle class's best are timed (a large
 /// product takes seconds on SwiftShader, and the page waits for its trial). LayerNorm runs on
-/// 1024 rows of 128 channels (16384 of 768 on a GPU). CPU adapters time three runs after the
-/// warm-up and keep the fastest (single runs chose differently from one trial to the next on
-/// lavapipe), one for large products; GPUs twenty in one submit, and large products three
-/// submits of one run (a slow candidate's twenty could trip a watchdog on a small GPU). Sync
-/// points: a read-back of one word after each warm-up and each timed batch.
+/// 1024 rows of 128 channels (16384 of 768 on a GPU). Attention, forward and backward, on
+/// 4 heads of 256 rows and 64 channels (4 x 12 heads of 1024 on a GPU: GPT-2's). CPU adapters
+/// time up to three rounds of one run after the warm-up and keep the fastest (single runs chose
+/// differently from one trial to the next on lavapipe), a candidate far behind after the first
+/// stopping there (see `time_all`), and one round for large products; GPUs one round of twenty
+/// runs in one submit, and large products three rounds of one run (a slow candidate's twenty
+/// could trip a watchdog on a small GPU). Sync points: a read-back of one word after each
+/// warm-up and each timed round.
 pub async fn time_candidates(gpu: &Gpu, checked: bool, now: &dyn Fn() -> f64) -> Result<Trial, String> {
     let software = gpu.is_software();
     let (middle, large, reps, large_reps) = if software {
@@ -82,51 +91,96 @@ pub async fn time_candidates(gpu: &Gpu, checked: bool, now: &dyn Fn() -> f64) ->
         ([1024, 1024, 256], [2048, 2048, 1024], (1, 20), (3, 1))
     };
     let (rows, channels) = if software { (1024, 128) } else { (16384, 768) };
+    let heads = if software { [1, 4, 256, 64] } else { [4, 12, 1024, 64] };
     let base = KernelOptions { checked, ..KernelOptions::default() };
-    let (mut matmul, mut matmul_small, mut built) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut middles, mut smalls, mut built) = (Vec::new(), Vec::new(), Vec::new());
     for &v in MatmulVariant::CANDIDATES.iter().filter(|v| v.fits(&gpu.limits)) {
         let kernels = Kernels::with(gpu, v.everywhere(base));
-        let bench = crate::bench::matmul_with(gpu, &kernels, middle, false, false);
-        matmul.push((v, time(gpu, &bench, reps, now).await?));
-        let bench = crate::bench::matmul_with(gpu, &kernels, [1024, 192, 64], false, false);
-        matmul_small.push((v, time(gpu, &bench, reps, now).await?));
-        built.push(kernels);
+        middles.push((v, vec![crate::bench::matmul_with(gpu, &kernels, middle, false, false)]));
+        smalls.push((v, vec![crate::bench::matmul_with(gpu, &kernels, [1024, 192, 64], false, false)]));
+        built.push((v, kernels));
     }
-    let best = matmul.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);
-    let mut matmul_large = Vec::new();
-    for (kernels, &(v, t)) in built.iter().zip(&matmul) {
-        if t <= 2.0 * best {
-            let bench = crate::bench::matmul_with(gpu, kernels, large, false, false);
-            matmul_large.push((v, time(gpu, &bench, large_reps, now).await?));
+    let matmul = time_all(gpu, &middles, reps, now).await?;
+    let matmul_small = time_all(gpu, &smalls, reps, now).await?;
+    drop((middles, smalls));
+    let best = matmul.first().map_or(f64::INFINITY, |c| c.1);
+    let mut larges = Vec::new();
+    for (v, kernels) in &built {
+        if matmul.iter().any(|c| c.0 == *v && c.1 <= 2.0 * best) {
+            larges.push((*v, vec![crate::bench::matmul_with(gpu, kernels, large, false, false)]));
         }
     }
-    let mut norm = Vec::new();
-    for &v in NormVariant::CANDIDATES {
-        let kernels = Kernels::with(gpu, KernelOptions { norm: v, ..base });
-        let bench = crate::bench::layernorm_with(gpu, &kernels, rows, channels);
-        norm.push((v, time(gpu, &bench, reps, now).await?));
-    }
+    let matmul_large = time_all(gpu, &larges, large_reps, now).await?;
+    drop(larges);
+    let norms: Vec<_> = NormVariant::CANDIDATES
+        .iter()
+        .map(|&v| {
+            let kernels = Kernels::with(gpu, KernelOptions { norm: v, ..base });
+            (v, vec![crate::bench::layernorm_with(gpu, &kernels, rows, channels)])
+        })
+        .collect();
+    let norm = time_all(gpu, &norms, reps, now).await?;
+    let attentions: Vec<_> = AttentionRows::CANDIDATES
+        .iter()
+        .map(|&v| {
+            let kernels = Kernels::with(gpu, KernelOptions { attention: v, ..base });
+            (v, crate::bench::attention_with(gpu, &kernels, heads).into())
+        })
+        .collect();
+    let attention = time_all(gpu, &attentions, reps, now).await?;
     if let Some(e) = gpu.failure() {
         return Err(e);
     }
-    for list in [&mut matmul, &mut matmul_small, &mut matmul_large] {
-        list.sort_by(|a, b| a.1.total_cmp(&b.1));
-    }
-    norm.sort_by(|a, b| a.1.total_cmp(&b.1));
-    Ok(Trial { matmul, matmul_small, matmul_large, norm })
+    Ok(Trial { matmul, matmul_small, matmul_large, norm, attention })
 }
 
-/// Seconds per run: one run to compile and warm up, then `rounds` timed rounds of `reps` runs
-/// in one submit; the fastest round counts (a busy CPU adapter slows some rounds, never speeds
-/// one up).
-async fn time(
+/// A candidate's time within this factor of the fastest one's first round earns it the
+/// remaining rounds; the others are dropped after one (on SwiftShader the slowest matmul
+/// candidates took 5x the fastest's time, and the page's first visit waits for every round).
+const CLOSE: f64 = 1.5;
+
+/// Seconds per run of each candidate (the sum of its programs'), fastest first: each compiled
+/// and warmed up by one run, timed for one round, and those within `CLOSE` of the fastest for
+/// the remaining `rounds - 1`; the fastest round counts (a busy CPU adapter slows some rounds,
+/// never speeds one up).
+async fn time_all<V: Copy>(
+    gpu: &Gpu,
+    candidates: &[(V, Vec<OpBench>)],
+    (rounds, reps): (usize, usize),
+    now: &dyn Fn() -> f64,
+) -> Result<Vec<(V, f64)>, String> {
+    let mut times = Vec::new();
+    for (_, benches) in candidates {
+        let mut seconds = 0.0;
+        for bench in benches {
+            bench.program.submit(gpu);
+            read_bytes(gpu, &bench.out.buffer, 0, 4).await?;
+            seconds += time_rounds(gpu, bench, (1, reps), now).await?;
+        }
+        times.push(seconds);
+    }
+    let best = times.iter().copied().fold(f64::INFINITY, f64::min);
+    for ((_, benches), t) in candidates.iter().zip(times.iter_mut()) {
+        if rounds > 1 && *t <= CLOSE * best {
+            let mut seconds = 0.0;
+            for bench in benches {
+                seconds += time_rounds(gpu, bench, (rounds - 1, reps), now).await?;
+            }
+            *t = t.min(seconds);
+        }
+    }
+    let mut list: Vec<(V, f64)> = candidates.iter().map(|c| c.0).zip(times).collect();
+    list.sort_by(|a, b| a.1.total_cmp(&b.1));
+    Ok(list)
+}
+
+/// Seconds per run: the fastest of `rounds` timed rounds of `reps` runs in one submit.
+async fn time_rounds(
     gpu: &Gpu,
     bench: &OpBench,
     (rounds, reps): (usize, usize),
     now: &dyn Fn() -> f64,
 ) -> Result<f64, String> {
-    bench.program.submit(gpu);
-    read_bytes(gpu, &bench.out.buffer, 0, 4).await?;
     let mut best = f64::INFINITY;
     for _ in 0..rounds {
         let start = now();
@@ -148,16 +202,17 @@ impl Trial {
             list.iter().map(|(v, s)| (v.to_string(), serde_json::json!(s * 1e3))).collect()
         }
         serde_json::json!({"matmul": ms(&self.matmul), "matmul_small": ms(&self.matmul_small),
-            "matmul_large": ms(&self.matmul_large), "norm": ms(&self.norm)})
+            "matmul_large": ms(&self.matmul_large), "norm": ms(&self.norm),
+            "attention_rows": ms(&self.attention)})
     }
 }
 
-/// The chosen variants as JSON, {"matmul", "matmul_small", "matmul_large", "norm"}: how both
-/// front ends keep them.
+/// The chosen variants as JSON, {"matmul", "matmul_small", "matmul_large", "norm",
+/// "attention_rows"}: how both front ends keep them.
 pub fn options_json(o: &KernelOptions) -> serde_json::Value {
     serde_json::json!({"matmul": o.matmul.to_string(), "matmul_small": o.matmul_small.to_string(),
         "matmul_large": o.matmul_large.to_string(),
-        "norm": o.norm.to_string()})
+        "norm": o.norm.to_string(), "attention_rows": o.attention.to_string()})
 }
 
 /// Reads what `options_json` wrote, None where anything is missing, unknown or does not fit
@@ -169,6 +224,7 @@ pub fn options_from_json(v: &serde_json::Value, gpu: &Gpu, checked: bool) -> Opt
         matmul_small: matmul("matmul_small")?,
         matmul_large: matmul("matmul_large")?,
         norm: NormVariant::parse(v["norm"].as_str()?).ok()?,
+        attention: AttentionRows::parse(v["attention_rows"].as_str()?).ok()?,
         checked,
     })
 }

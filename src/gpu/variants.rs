@@ -175,8 +175,6 @@ pub fn unrolled_entry(tm: u32, tn: u32) -> String {
     let (tm4, tn4) = (tm / 4, tn / 4);
     // Invocation (x, y) owns the blocks of 4 rows y, y + WY, ... and of 4 columns x, x + WX, ...
     let block = |lid: &str, i: u32, w: &str| if i == 0 { lid.to_string() } else { format!("{lid} + {i}u * {w}") };
-    // The same block as a factor: in parentheses where it is a sum.
-    let factor = |lid: &str, i: u32, w: &str| if i == 0 { lid.to_string() } else { format!("({})", block(lid, i, w)) };
     let mut s = String::new();
     s.push_str("@compute @workgroup_size(WX, WY)\n");
     s.push_str(
@@ -203,13 +201,15 @@ pub fn unrolled_entry(tm: u32, tn: u32) -> String {
         }
     }
     s.push_str("        }\n        workgroupBarrier();\n    }\n");
-    for i in 0..tm {
-        let row = format!("row0 + {} * 4u + {}u", factor("lid.y", i / 4, "WY"), i % 4);
-        for j in 0..tn4 {
-            writeln!(s, "    store4({row}, col0 + {} * 4u, acc_{i}_{j});", factor("lid.x", j, "WX")).unwrap();
-        }
-    }
-    s.push_str("}\n");
+    // The epilogue as a loop over the sums gathered into an array, not TM * TN / 4 inlined calls
+    // of store4: on lavapipe that halved a K = 64 product's time (1024 x 192 x 64, u8x8:8x8:16
+    // 4.0 -> 5.3 GFLOP/s; 1024^3 unchanged or faster), where the epilogue is most of the work.
+    let names: Vec<String> = (0..tm).flat_map(|i| (0..tn4).map(move |j| format!("acc_{i}_{j}"))).collect();
+    writeln!(s, "    let sums = array<vec4<f32>, {}>({});", tm * tn4, names.join(", ")).unwrap();
+    writeln!(s, "    for (var i = 0u; i < {tm}u; i++) {{").unwrap();
+    s.push_str("        let row = row0 + (lid.y + (i / 4u) * WY) * 4u + i % 4u;\n");
+    writeln!(s, "        for (var j = 0u; j < {tn4}u; j++) {{ store4(row, col0 + (lid.x + j * WX) * 4u, sums[i * {tn4}u + j]); }}").unwrap();
+    s.push_str("    }\n}\n");
     s
 }
 
@@ -270,6 +270,35 @@ impl fmt::Display for NormVariant {
     }
 }
 
+/// Rows of queries (attention forward, dq) or of keys (dkv) one invocation of the flash attention
+/// kernels takes: each key or query read from workgroup memory then serves that many rows. On
+/// lavapipe 4 rows ran attention forward + backward 2.4x faster than 1 (B 16, H 6, T 256, hs 64;
+/// 2 rows 1.6x); on a GPU the registers they hold (2 to 4 vectors of hs per row) may make 1
+/// faster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionRows(pub u32);
+
+impl AttentionRows {
+    /// 2 won nowhere (lavapipe and SwiftShader take 4; a GPU's registers hold 1 row's 128
+    /// floats, where 2 rows would spill), and each candidate costs the page's first visit.
+    pub const CANDIDATES: &'static [AttentionRows] = &[AttentionRows(1), AttentionRows(4)];
+    /// Where no trial has chosen: the fewest registers.
+    pub const DEFAULT: AttentionRows = AttentionRows(1);
+
+    pub fn parse(s: &str) -> Result<AttentionRows, String> {
+        match s.parse::<u32>() {
+            Ok(n @ 1..=8) => Ok(AttentionRows(n)),
+            _ => Err(format!("attention rows '{s}' is not a count of rows from 1 to 8")),
+        }
+    }
+}
+
+impl fmt::Display for AttentionRows {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// Products of fewer multiply-adds than this (M N K) take `KernelOptions::matmul_small`: the
 /// best tile for a narrow product (64 channels, a few thousand rows) is not the best for a wide
 /// one (measured on lavapipe: `tiny` 5388-6037 tokens/s with 16x8:8x4:16, 3702-4230 with
@@ -291,6 +320,7 @@ pub struct KernelOptions {
     /// Larger ones.
     pub matmul_large: MatmulVariant,
     pub norm: NormVariant,
+    pub attention: AttentionRows,
     /// Keep wgpu's runtime bounds checks in native shader modules (the browser always keeps
     /// its own). Off by default: every kernel guards its own indexing, as the tests show.
     pub checked: bool,
@@ -303,6 +333,7 @@ impl Default for KernelOptions {
             matmul_small: MatmulVariant::DEFAULT,
             matmul_large: MatmulVariant::DEFAULT,
             norm: NormVariant::Workgroup,
+            attention: AttentionRows::DEFAULT,
             checked: false,
         }
     }
