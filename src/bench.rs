@@ -59,6 +59,27 @@ pub fn matmul_with(gpu: &Gpu, kernels: &Kernels, [m, n, k]: [usize; 3], trans_a:
     finish("matmul", r, flops, bytes, vec![out, a, b, no_bias.clone()])
 }
 
+/// The three products of a linear layer of `ic` inputs and `oc` outputs over N rows, as training
+/// records them (GPT-2's weight is (ic, oc)): out = inp @ w, dinp = dout @ w^T, dw = inp^T @ dout.
+/// Timed together, the way a model runs them (one after the other, each with its own shape), so
+/// that a kernel is judged on the mix a step has, long K (the weight gradient) included.
+pub fn linear_layer_with(gpu: &Gpu, kernels: &Kernels, [n, ic, oc]: [usize; 3]) -> OpBench {
+    let (inp, w, dout) =
+        (filled(gpu, "bench inp", n * ic, 1), filled(gpu, "bench w", ic * oc, 2), filled(gpu, "bench dout", n * oc, 3));
+    let z = |label, len| GpuTensor::zeros(gpu, label, len);
+    let (out, dinp, dw, no_bias) =
+        (z("bench out", n * oc), z("bench dinp", n * ic), z("bench dw", ic * oc), z("no bias", 1));
+    let mut r = Rec::new(gpu, kernels, &no_bias.buffer);
+    let product = |m, nn, k| MatmulParams { m: u(m), n: u(nn), k: u(k), ..Default::default() };
+    r.matmul(product(n, oc, ic), &out.buffer, &inp.buffer, &w.buffer, None);
+    r.matmul(MatmulParams { trans_b: 1, ..product(n, ic, oc) }, &dinp.buffer, &dout.buffer, &w.buffer, None);
+    r.matmul(MatmulParams { trans_a: 1, ..product(ic, oc, n) }, &dw.buffer, &inp.buffer, &dout.buffer, None);
+    let flops = 3.0 * 2.0 * (n * ic * oc) as f64;
+    let bytes = 4.0 * 2.0 * (n * ic + ic * oc + n * oc) as f64;
+    // dw last: its read-back marks the end of all three.
+    finish("linear layer", r, flops, bytes, vec![dw, out, dinp, inp, w, dout, no_bias.clone()])
+}
+
 /// LayerNorm forward and its input gradient over N rows of C channels, as `kernels` records
 /// them (the workgroup or the row-per-invocation variant).
 pub fn layernorm_with(gpu: &Gpu, kernels: &Kernels, n: usize, c: usize) -> OpBench {

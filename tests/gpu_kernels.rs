@@ -674,3 +674,45 @@ fn products_take_their_size_class_variant() {
         assert_eq!(groups, [1024u32.div_ceil(bn), m.div_ceil(bm), 1], "{work}: grid");
     }
 }
+
+/// The per-adapter trial times every kind: each list holds candidates only, fastest first, with
+/// finite positive times; every matmul candidate that fits is timed for the middle and small
+/// classes, the large class only among the middle class's close ones, and both LayerNorm
+/// kernels and every count of attention rows; its choice is each list's first.
+#[test]
+fn the_trial_times_every_kind() {
+    let Some(g) = Bench::new() else { return };
+    let origin = std::time::Instant::now();
+    let now = move || origin.elapsed().as_secs_f64();
+    let trial = pollster::block_on(kiln::gpu::tune::time_candidates(&g.gpu, false, &now)).expect("the trial ran");
+    fn check<V: PartialEq + std::fmt::Debug + Copy>(kind: &str, list: &[(V, f64)], allowed: &[V]) {
+        assert!(!list.is_empty(), "{kind}: nothing timed");
+        for w in list.windows(2) {
+            assert!(w[0].1 <= w[1].1, "{kind}: not fastest first: {list:?}");
+        }
+        for (v, t) in list {
+            assert!(allowed.contains(v), "{kind}: {v:?} is not a candidate");
+            assert!(t.is_finite() && *t > 0.0, "{kind}: {v:?} took {t} s");
+        }
+    }
+    let fits: Vec<_> = MatmulVariant::CANDIDATES.iter().copied().filter(|v| v.fits(&g.gpu.limits)).collect();
+    check("matmul", &trial.matmul, &fits);
+    check("matmul_small", &trial.matmul_small, &fits);
+    check("matmul_large", &trial.matmul_large, &fits);
+    check("norm", &trial.norm, NormVariant::CANDIDATES);
+    check("attention", &trial.attention, AttentionRows::CANDIDATES);
+    assert_eq!(trial.matmul.len(), fits.len());
+    assert_eq!(trial.matmul_small.len(), fits.len());
+    assert_eq!(trial.norm.len(), NormVariant::CANDIDATES.len());
+    assert_eq!(trial.attention.len(), AttentionRows::CANDIDATES.len());
+    let best = trial.matmul[0].1;
+    for (v, _) in &trial.matmul_large {
+        let middle = trial.matmul.iter().find(|c| c.0 == *v).unwrap().1;
+        assert!(middle <= 2.0 * best, "{v} timed for large products though its middle time {middle} is over 2x {best}");
+    }
+    let chosen = trial.options(false);
+    assert_eq!(
+        (chosen.matmul, chosen.matmul_small, chosen.matmul_large, chosen.norm, chosen.attention),
+        (trial.matmul[0].0, trial.matmul_small[0].0, trial.matmul_large[0].0, trial.norm[0].0, trial.attention[0].0)
+    );
+}

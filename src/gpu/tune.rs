@@ -8,7 +8,7 @@ use crate::bench::OpBench;
 
 /// Raise when `time_candidates` changes what it times or how it chooses: cached choices made
 /// by the old rules are then timed again.
-const TRIAL_REVISION: u32 = 2;
+const TRIAL_REVISION: u32 = 3;
 
 /// The key a choice is cached under: adapter, driver and backend, this build's version and a
 /// fingerprint of the candidates and their sources (a build with other or changed candidates
@@ -68,21 +68,24 @@ impl Trial {
 }
 
 /// Times the candidates. `now` gives seconds from any origin. Matrix products come in three
-/// classes (see `SMALL_MATMUL_WORK` and `LARGE_MATMUL_WORK`), each timed on one product of its
-/// class: (1024 x 64) @ (64 x 192), the shape of a 64-channel model's projections, for small
-/// ones; (2048 x 128) @ (128 x 384) on CPU adapters (a 128-channel model's q,k,v projection),
-/// 1024 x 1024 x 256 on GPUs, for the middle (a 128-sided product was too small to tell the
-/// tiles apart on lavapipe); 1024 x 1024 x 512 on CPU adapters, 2048 x 2048 x 1024 on GPUs, for
-/// large ones, where only the candidates within 2x of the middle class's best are timed (a large
-/// product takes seconds on SwiftShader, and the page waits for its trial). LayerNorm runs on
-/// 1024 rows of 128 channels (16384 of 768 on a GPU). Attention, forward and backward, on
-/// 4 heads of 256 rows and 64 channels (4 x 12 heads of 1024 on a GPU: GPT-2's). CPU adapters
-/// time up to three rounds of one run after the warm-up and keep the fastest (single runs chose
-/// differently from one trial to the next on lavapipe), a candidate far behind after the first
-/// stopping there (see `time_all`), and one round for large products; GPUs one round of twenty
-/// runs in one submit, and large products three rounds of one run (a slow candidate's twenty
-/// could trip a watchdog on a small GPU). Sync points: a read-back of one word after each
-/// warm-up and each timed round.
+/// classes (see `SMALL_MATMUL_WORK` and `LARGE_MATMUL_WORK`). Small ones are timed on the three
+/// products of a 64-channel model's q,k,v projection over 1024 rows (forward, input and weight
+/// gradients: K 64, 192 and 1024), run one after the other as a step runs them: a single product
+/// repeated chose a kernel that trained `tiny` at 8346 tokens/s on lavapipe where another gave
+/// 10600-10925 (lavapipe pays a per-dispatch cost for some kernels and sizes when one product is
+/// repeated, which a step's mix does not). The middle class on (2048 x 128) @ (128 x 384) on CPU
+/// adapters (a 128-channel model's q,k,v projection; a 128-sided product was too small to tell
+/// the tiles apart on lavapipe), 1024 x 1024 x 256 on GPUs. Large ones on 1024 x 1024 x 512 on
+/// CPU adapters, 2048 x 2048 x 1024 on GPUs, only for the candidates within 2x of the middle
+/// class's best (a large product takes seconds on SwiftShader, and the page waits for its
+/// trial). LayerNorm runs on 1024 rows of 128 channels (16384 of 768 on a GPU); attention,
+/// forward and backward, on 4 heads of 256 rows and 64 channels (4 x 12 heads of 1024 on a GPU:
+/// GPT-2's). CPU adapters time up to three rounds of one run (two for small products) after the
+/// warm-up and keep the fastest (single runs chose differently from one trial to the next on
+/// lavapipe), a candidate far behind after the first stopping there (see `time_all`), and one
+/// round for large products; GPUs one round of twenty runs in one submit, and large products
+/// three rounds of one run (a slow candidate's twenty could trip a watchdog on a small GPU).
+/// Sync points: a read-back of one word after each warm-up and each timed round.
 pub async fn time_candidates(gpu: &Gpu, checked: bool, now: &dyn Fn() -> f64) -> Result<Trial, String> {
     let software = gpu.is_software();
     let (middle, large, reps, large_reps) = if software {
@@ -97,11 +100,14 @@ pub async fn time_candidates(gpu: &Gpu, checked: bool, now: &dyn Fn() -> f64) ->
     for &v in MatmulVariant::CANDIDATES.iter().filter(|v| v.fits(&gpu.limits)) {
         let kernels = Kernels::with(gpu, v.everywhere(base));
         middles.push((v, vec![crate::bench::matmul_with(gpu, &kernels, middle, false, false)]));
-        smalls.push((v, vec![crate::bench::matmul_with(gpu, &kernels, [1024, 192, 64], false, false)]));
+        smalls.push((v, vec![crate::bench::linear_layer_with(gpu, &kernels, [1024, 64, 192])]));
         built.push((v, kernels));
     }
     let matmul = time_all(gpu, &middles, reps, now).await?;
-    let matmul_small = time_all(gpu, &smalls, reps, now).await?;
+    // Small products take milliseconds: two runs a round on CPU adapters (with one, lavapipe's
+    // choice changed from one trial to the next).
+    let small_reps = if software { (3, 2) } else { reps };
+    let matmul_small = time_all(gpu, &smalls, small_reps, now).await?;
     drop((middles, smalls));
     let best = matmul.first().map_or(f64::INFINITY, |c| c.1);
     let mut larges = Vec::new();
