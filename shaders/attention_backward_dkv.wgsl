@@ -89,9 +89,7 @@ fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
             // Queries before this invocation's first key row (i < t0) see none of its keys.
             let first = select(0u, t0 - i0, t0 > i0);
             for (var i = first; i < count; i++) {
-                // Zero explicitly: Chromium's WebGPU on SwiftShader gave wrong sums (different
-                // losses, then non-finite gradients) with `var s: array<f32, ROWS>;` here,
-                // which WGSL zeroes each time the loop reaches it; lavapipe did not.
+                // Zeroed explicitly, as in attention_forward_flash.wgsl (SwiftShader).
                 var s = array<f32, ROWS>();
                 var dp = array<f32, ROWS>();
                 for (var d4 = 0u; d4 < V4; d4++) {

@@ -95,9 +95,7 @@ fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
         if (live && k0 <= t_end) {
             let count = min(TK, t_end + 1u - k0);
             for (var j = 0u; j < count; j++) {
-                // Zero explicitly: Chromium's WebGPU on SwiftShader gave wrong sums (different
-                // losses, then non-finite gradients) with `var s: array<f32, ROWS>;` here,
-                // which WGSL zeroes each time the loop reaches it; lavapipe did not.
+                // Zeroed explicitly, as in attention_forward_flash.wgsl (SwiftShader).
                 var s = array<f32, ROWS>();
                 var dp = array<f32, ROWS>();
                 for (var d4 = 0u; d4 < V4; d4++) {

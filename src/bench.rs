@@ -75,7 +75,8 @@ pub fn linear_layer_with(gpu: &Gpu, kernels: &Kernels, [n, ic, oc]: [usize; 3]) 
     r.matmul(MatmulParams { trans_b: 1, ..product(n, ic, oc) }, &dinp.buffer, &dout.buffer, &w.buffer, None);
     r.matmul(MatmulParams { trans_a: 1, ..product(ic, oc, n) }, &dw.buffer, &inp.buffer, &dout.buffer, None);
     let flops = 3.0 * 2.0 * (n * ic * oc) as f64;
-    let bytes = 4.0 * 2.0 * (n * ic + ic * oc + n * oc) as f64;
+    // Each of the three reads two of inp, w and dout and writes one (N, C)-sized result.
+    let bytes = 4.0 * 3.0 * (n * ic + ic * oc + n * oc) as f64;
     // dw last: its read-back marks the end of all three.
     finish("linear layer", r, flops, bytes, vec![dw, out, dinp, inp, w, dout, no_bias.clone()])
 }

@@ -363,7 +363,7 @@ fn attention_forward_and_backward() {
 }
 
 /// The flash kernels against the same twin: out, each row's log-sum-exp (made here from the
-/// scores), and dq, dk, dv; on the awkward shapes and on rows across several 64-row tiles,
+/// scores), and dq, dk, dv; on the awkward shapes and on rows across several workgroups,
 /// head sizes not a multiple of 4, one row, the widest head (64), and rows across two
 /// workgroups of 4 rows an invocation (301).
 #[test]
@@ -394,10 +394,10 @@ fn attention_flash_forward_and_backward() {
         }
         // Compiled for the widest head (64), and for this head rounded up to a vec4, as
         // training compiles them,
-        // and for each count of rows an invocation the trial may choose.
-        let compiled = [64, hs.div_ceil(4) * 4].into_iter().flat_map(|hs_max| {
-            AttentionRows::CANDIDATES.iter().map(move |rows| kiln::gpt::flash_consts(hs_max, rows.0))
-        });
+        // and for each count of rows an invocation `--attention-rows` takes.
+        let compiled = [64, hs.div_ceil(4) * 4]
+            .into_iter()
+            .flat_map(|hs_max| (1..=AttentionRows::MAX).map(move |rows| kiln::gpt::flash_consts(hs_max, rows)));
         for consts in compiled {
             let (out_g, lse_g, inp_g) = (g.f(&random(n * c, 32, 1.0)), g.f(&random(b * nh * t, 33, 1.0)), g.f(&inp));
             let dims = [b as u32, t as u32, c as u32, nh as u32];

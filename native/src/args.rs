@@ -30,7 +30,7 @@ pub struct KernelArgs {
     #[arg(long, global = true, default_value = "auto")]
     pub norm: String,
     /// Rows of queries (or keys) one invocation of the flash attention kernels takes: "auto"
-    /// (chosen by the same trial), or 1 to 8
+    /// (chosen by the same trial), or 1 to 4
     #[arg(long, global = true, default_value = "auto")]
     pub attention_rows: String,
     /// Keep wgpu's runtime bounds checks in the shaders (slower; for chasing a kernel bug)

@@ -1,5 +1,6 @@
 //! The per-adapter trial that picks kernel variants: every matmul candidate that fits the
-//! adapter, and both LayerNorm variants, compiled and timed, the fastest of each kind winning.
+//! adapter (for three size classes), both LayerNorm variants, and the flash attention kernels'
+//! rows an invocation, compiled and timed, the fastest of each kind winning.
 //! The front end supplies the clock (the core has none) and keeps the answer per adapter, so
 //! the trial runs once.
 
@@ -16,7 +17,8 @@ const TRIAL_REVISION: u32 = 3;
 pub fn adapter_key(gpu: &Gpu) -> String {
     let i = &gpu.info;
     // Each candidate's name and the source it compiles (the generated ones included), the
-    // LayerNorm kernels, and the trial's own revision (its shapes and rules).
+    // LayerNorm and flash attention kernels with attention's candidates, and the trial's own
+    // revision (its shapes and rules).
     let mut text = format!("trial {TRIAL_REVISION}");
     for v in MatmulVariant::CANDIDATES {
         text.push_str(&format!("{v}\n{}", v.source()));
@@ -27,6 +29,7 @@ pub fn adapter_key(gpu: &Gpu) -> String {
     for k in [Kernel::AttentionForwardFlash, Kernel::AttentionBackwardDq, Kernel::AttentionBackwardDkv] {
         text.push_str(k.source());
     }
+    text.push_str(&format!("{:?}", AttentionRows::CANDIDATES));
     // FNV-1a: stable across builds and platforms, unlike std's hasher.
     let print = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
     let version = env!("CARGO_PKG_VERSION");
@@ -79,8 +82,8 @@ impl Trial {
 /// CPU adapters, 2048 x 2048 x 1024 on GPUs, only for the candidates within 2x of the middle
 /// class's best (a large product takes seconds on SwiftShader, and the page waits for its
 /// trial). LayerNorm runs on 1024 rows of 128 channels (16384 of 768 on a GPU); attention,
-/// forward and backward, on 4 heads of 256 rows and 64 channels (4 x 12 heads of 1024 on a GPU:
-/// GPT-2's). CPU adapters time up to three rounds of one run (two for small products) after the
+/// forward and backward, on 2 x 4 heads of 256 rows and 64 channels (8 workgroups at 4 rows an
+/// invocation; on a GPU 4 x 12 heads of 1024, GPT-2's). CPU adapters time up to three rounds of one run (two for small products) after the
 /// warm-up and keep the fastest (single runs chose differently from one trial to the next on
 /// lavapipe), a candidate far behind after the first stopping there (see `time_all`), and one
 /// round for large products; GPUs one round of twenty runs in one submit, and large products
@@ -94,46 +97,32 @@ pub async fn time_candidates(gpu: &Gpu, checked: bool, now: &dyn Fn() -> f64) ->
         ([1024, 1024, 256], [2048, 2048, 1024], (1, 20), (3, 1))
     };
     let (rows, channels) = if software { (1024, 128) } else { (16384, 768) };
-    let heads = if software { [1, 4, 256, 64] } else { [4, 12, 1024, 64] };
+    let heads = if software { [2, 4, 256, 64] } else { [4, 12, 1024, 64] };
     let base = KernelOptions { checked, ..KernelOptions::default() };
-    let (mut middles, mut smalls, mut built) = (Vec::new(), Vec::new(), Vec::new());
-    for &v in MatmulVariant::CANDIDATES.iter().filter(|v| v.fits(&gpu.limits)) {
-        let kernels = Kernels::with(gpu, v.everywhere(base));
-        middles.push((v, vec![crate::bench::matmul_with(gpu, &kernels, middle, false, false)]));
-        smalls.push((v, vec![crate::bench::linear_layer_with(gpu, &kernels, [1024, 64, 192])]));
-        built.push((v, kernels));
-    }
-    let matmul = time_all(gpu, &middles, reps, now).await?;
+    let fits: Vec<MatmulVariant> = MatmulVariant::CANDIDATES.iter().copied().filter(|v| v.fits(&gpu.limits)).collect();
+    let built: Vec<Kernels> = fits.iter().map(|v| Kernels::with(gpu, v.everywhere(base))).collect();
+    let kernels_of = |v: MatmulVariant| &built[fits.iter().position(|f| *f == v).expect("a candidate")];
+    let product = |shape| move |v| vec![crate::bench::matmul_with(gpu, kernels_of(v), shape, false, false)];
+    let matmul = time_all(gpu, &fits, &product(middle), reps, now).await?;
     // Small products take milliseconds: two runs a round on CPU adapters (with one, lavapipe's
     // choice changed from one trial to the next).
     let small_reps = if software { (3, 2) } else { reps };
-    let matmul_small = time_all(gpu, &smalls, small_reps, now).await?;
-    drop((middles, smalls));
+    let layer = |v| vec![crate::bench::linear_layer_with(gpu, kernels_of(v), [1024, 64, 192])];
+    let matmul_small = time_all(gpu, &fits, &layer, small_reps, now).await?;
     let best = matmul.first().map_or(f64::INFINITY, |c| c.1);
-    let mut larges = Vec::new();
-    for (v, kernels) in &built {
-        if matmul.iter().any(|c| c.0 == *v && c.1 <= 2.0 * best) {
-            larges.push((*v, vec![crate::bench::matmul_with(gpu, kernels, large, false, false)]));
-        }
-    }
-    let matmul_large = time_all(gpu, &larges, large_reps, now).await?;
-    drop(larges);
-    let norms: Vec<_> = NormVariant::CANDIDATES
-        .iter()
-        .map(|&v| {
-            let kernels = Kernels::with(gpu, KernelOptions { norm: v, ..base });
-            (v, vec![crate::bench::layernorm_with(gpu, &kernels, rows, channels)])
-        })
-        .collect();
-    let norm = time_all(gpu, &norms, reps, now).await?;
-    let attentions: Vec<_> = AttentionRows::CANDIDATES
-        .iter()
-        .map(|&v| {
-            let kernels = Kernels::with(gpu, KernelOptions { attention: v, ..base });
-            (v, crate::bench::attention_with(gpu, &kernels, heads).into())
-        })
-        .collect();
-    let attention = time_all(gpu, &attentions, reps, now).await?;
+    let close: Vec<MatmulVariant> = matmul.iter().filter(|c| c.1 <= 2.0 * best).map(|c| c.0).collect();
+    let matmul_large = time_all(gpu, &close, &product(large), large_reps, now).await?;
+    let norms: Vec<Kernels> =
+        NormVariant::CANDIDATES.iter().map(|&v| Kernels::with(gpu, KernelOptions { norm: v, ..base })).collect();
+    let norm_of = |v: NormVariant| &norms[NormVariant::CANDIDATES.iter().position(|c| *c == v).expect("a candidate")];
+    let layernorm = |v| vec![crate::bench::layernorm_with(gpu, norm_of(v), rows, channels)];
+    let norm = time_all(gpu, NormVariant::CANDIDATES, &layernorm, reps, now).await?;
+    let attentions: Vec<Kernels> =
+        AttentionRows::CANDIDATES.iter().map(|&v| Kernels::with(gpu, KernelOptions { attention: v, ..base })).collect();
+    let rows_of =
+        |v: AttentionRows| &attentions[AttentionRows::CANDIDATES.iter().position(|c| *c == v).expect("a candidate")];
+    let attend = |v| crate::bench::attention_with(gpu, rows_of(v), heads).into();
+    let attention = time_all(gpu, AttentionRows::CANDIDATES, &attend, reps, now).await?;
     if let Some(e) = gpu.failure() {
         return Err(e);
     }
@@ -145,37 +134,47 @@ pub async fn time_candidates(gpu: &Gpu, checked: bool, now: &dyn Fn() -> f64) ->
 /// candidates took 5x the fastest's time, and the page's first visit waits for every round).
 const CLOSE: f64 = 1.5;
 
-/// Seconds per run of each candidate (the sum of its programs'), fastest first: each compiled
-/// and warmed up by one run, timed for one round, and those within `CLOSE` of the fastest for
-/// the remaining `rounds - 1`; the fastest round counts (a busy CPU adapter slows some rounds,
-/// never speeds one up).
+/// Seconds per run of each candidate (the sum of its programs', each program's fastest round),
+/// fastest first. Each candidate's programs are built by `build` (their buffers made), warmed
+/// up by one run (which also compiles the pipelines) and timed for one round, then dropped, so
+/// that one candidate's buffers are alive at a time; those within `CLOSE` of the fastest are
+/// built again for the remaining `rounds - 1`. The fastest round counts: a busy CPU adapter
+/// slows some rounds, never speeds one up.
 async fn time_all<V: Copy>(
     gpu: &Gpu,
-    candidates: &[(V, Vec<OpBench>)],
+    candidates: &[V],
+    build: &dyn Fn(V) -> Vec<OpBench>,
     (rounds, reps): (usize, usize),
     now: &dyn Fn() -> f64,
 ) -> Result<Vec<(V, f64)>, String> {
-    let mut times = Vec::new();
-    for (_, benches) in candidates {
-        let mut seconds = 0.0;
-        for bench in benches {
-            bench.program.submit(gpu);
-            read_bytes(gpu, &bench.out.buffer, 0, 4).await?;
-            seconds += time_rounds(gpu, bench, (1, reps), now).await?;
-        }
-        times.push(seconds);
+    async fn warm_then_time(
+        gpu: &Gpu,
+        bench: &OpBench,
+        rounds_reps: (usize, usize),
+        now: &dyn Fn() -> f64,
+    ) -> Result<f64, String> {
+        bench.program.submit(gpu);
+        read_bytes(gpu, &bench.out.buffer, 0, 4).await?;
+        time_rounds(gpu, bench, rounds_reps, now).await
     }
-    let best = times.iter().copied().fold(f64::INFINITY, f64::min);
-    for ((_, benches), t) in candidates.iter().zip(times.iter_mut()) {
-        if rounds > 1 && *t <= CLOSE * best {
-            let mut seconds = 0.0;
-            for bench in benches {
-                seconds += time_rounds(gpu, bench, (rounds - 1, reps), now).await?;
+    let mut times: Vec<Vec<f64>> = Vec::new();
+    for &v in candidates {
+        let mut each = Vec::new();
+        for bench in &build(v) {
+            each.push(warm_then_time(gpu, bench, (1, reps), now).await?);
+        }
+        times.push(each);
+    }
+    let total = |t: &[f64]| t.iter().sum::<f64>();
+    let best = times.iter().map(|t| total(t)).fold(f64::INFINITY, f64::min);
+    for (&v, each) in candidates.iter().zip(times.iter_mut()) {
+        if rounds > 1 && total(each) <= CLOSE * best {
+            for (bench, t) in build(v).iter().zip(each.iter_mut()) {
+                *t = t.min(warm_then_time(gpu, bench, (rounds - 1, reps), now).await?);
             }
-            *t = t.min(seconds);
         }
     }
-    let mut list: Vec<(V, f64)> = candidates.iter().map(|c| c.0).zip(times).collect();
+    let mut list: Vec<(V, f64)> = candidates.iter().copied().zip(times.iter().map(|t| total(t))).collect();
     list.sort_by(|a, b| a.1.total_cmp(&b.1));
     Ok(list)
 }

@@ -279,16 +279,20 @@ impl fmt::Display for NormVariant {
 pub struct AttentionRows(pub u32);
 
 impl AttentionRows {
-    /// 2 won nowhere (lavapipe and SwiftShader take 4; a GPU's registers hold 1 row's 128
-    /// floats, where 2 rows would spill), and each candidate costs the page's first visit.
+    /// 2 won nowhere (lavapipe and SwiftShader take 4; on a GPU one row already holds 128 to
+    /// 256 floats of registers: q and o forward, q, dout and dq in dq, k, v, dk and dv in dkv),
+    /// and each candidate costs the page's first visit.
     pub const CANDIDATES: &'static [AttentionRows] = &[AttentionRows(1), AttentionRows(4)];
+    /// The most `--attention-rows` takes (every count up to it is tested): 8 rows of dkv would
+    /// hold 8 KiB of private arrays an invocation, the most WGSL promises to fit.
+    pub const MAX: u32 = 4;
     /// Where no trial has chosen: the fewest registers.
     pub const DEFAULT: AttentionRows = AttentionRows(1);
 
     pub fn parse(s: &str) -> Result<AttentionRows, String> {
         match s.parse::<u32>() {
-            Ok(n @ 1..=8) => Ok(AttentionRows(n)),
-            _ => Err(format!("attention rows '{s}' is not a count of rows from 1 to 8")),
+            Ok(n @ 1..=AttentionRows::MAX) => Ok(AttentionRows(n)),
+            _ => Err(format!("attention rows '{s}' is not a count of rows from 1 to {}", AttentionRows::MAX)),
         }
     }
 }
