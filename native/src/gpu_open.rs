@@ -1,8 +1,8 @@
 //! Opens the GPU for every command, with the kernel options of the command line: the matmul
 //! and LayerNorm variants and attention's rows named by --matmul, --norm and --attention-rows,
-//! or with "auto" those a timed trial
-//! chose for this adapter, cached in `tuning.json` under the cache folder (so the trial runs
-//! once per adapter and driver; delete the file, or name a variant, to override), and --checked.
+//! or with "auto" those a timed trial chose for this adapter, cached in `tuning.json` under the
+//! cache folder (so the trial runs once per adapter and driver; delete the file, or name all
+//! three, to override), and --checked.
 
 use crate::args::KernelArgs;
 use kiln::gpu::{tune, AttentionRows, Gpu, KernelOptions, MatmulVariant, NormVariant};

@@ -83,10 +83,10 @@ impl Trial {
 /// class's best (a large product takes seconds on SwiftShader, and the page waits for its
 /// trial). LayerNorm runs on 1024 rows of 128 channels (16384 of 768 on a GPU); attention,
 /// forward and backward, on 2 x 4 heads of 256 rows and 64 channels (8 workgroups at 4 rows an
-/// invocation; on a GPU 4 x 12 heads of 1024, GPT-2's). CPU adapters time up to three rounds of one run (two for small products) after the
-/// warm-up and keep the fastest (single runs chose differently from one trial to the next on
-/// lavapipe), a candidate far behind after the first stopping there (see `time_all`), and one
-/// round for large products; GPUs one round of twenty runs in one submit, and large products
+/// invocation; on a GPU 4 x 12 heads of 1024, GPT-2's). CPU adapters time up to three rounds
+/// of one run (two for small products) after the warm-up and keep the fastest (single runs
+/// chose differently from one trial to the next on lavapipe), a candidate far behind after the
+/// first stopping there (see `time_all`), and one round for large products; GPUs one round of twenty runs in one submit, and large products
 /// three rounds of one run (a slow candidate's twenty could trip a watchdog on a small GPU).
 /// Sync points: a read-back of one word after each warm-up and each timed round.
 pub async fn time_candidates(gpu: &Gpu, checked: bool, now: &dyn Fn() -> f64) -> Result<Trial, String> {
@@ -100,33 +100,40 @@ pub async fn time_candidates(gpu: &Gpu, checked: bool, now: &dyn Fn() -> f64) ->
     let heads = if software { [2, 4, 256, 64] } else { [4, 12, 1024, 64] };
     let base = KernelOptions { checked, ..KernelOptions::default() };
     let fits: Vec<MatmulVariant> = MatmulVariant::CANDIDATES.iter().copied().filter(|v| v.fits(&gpu.limits)).collect();
-    let built: Vec<Kernels> = fits.iter().map(|v| Kernels::with(gpu, v.everywhere(base))).collect();
-    let kernels_of = |v: MatmulVariant| &built[fits.iter().position(|f| *f == v).expect("a candidate")];
-    let product = |shape| move |v| vec![crate::bench::matmul_with(gpu, kernels_of(v), shape, false, false)];
+    let built = &Built::new(gpu, &fits, |v| v.everywhere(base));
+    let product = |shape| move |v| vec![crate::bench::matmul_with(gpu, built.of(v), shape, false, false)];
     let matmul = time_all(gpu, &fits, &product(middle), reps, now).await?;
     // Small products take milliseconds: two runs a round on CPU adapters (with one, lavapipe's
     // choice changed from one trial to the next).
     let small_reps = if software { (3, 2) } else { reps };
-    let layer = |v| vec![crate::bench::linear_layer_with(gpu, kernels_of(v), [1024, 64, 192])];
+    let layer = |v| vec![crate::bench::linear_layer_with(gpu, built.of(v), [1024, 64, 192])];
     let matmul_small = time_all(gpu, &fits, &layer, small_reps, now).await?;
     let best = matmul.first().map_or(f64::INFINITY, |c| c.1);
     let close: Vec<MatmulVariant> = matmul.iter().filter(|c| c.1 <= 2.0 * best).map(|c| c.0).collect();
     let matmul_large = time_all(gpu, &close, &product(large), large_reps, now).await?;
-    let norms: Vec<Kernels> =
-        NormVariant::CANDIDATES.iter().map(|&v| Kernels::with(gpu, KernelOptions { norm: v, ..base })).collect();
-    let norm_of = |v: NormVariant| &norms[NormVariant::CANDIDATES.iter().position(|c| *c == v).expect("a candidate")];
-    let layernorm = |v| vec![crate::bench::layernorm_with(gpu, norm_of(v), rows, channels)];
+    let norms = Built::new(gpu, NormVariant::CANDIDATES, |v| KernelOptions { norm: v, ..base });
+    let layernorm = |v| vec![crate::bench::layernorm_with(gpu, norms.of(v), rows, channels)];
     let norm = time_all(gpu, NormVariant::CANDIDATES, &layernorm, reps, now).await?;
-    let attentions: Vec<Kernels> =
-        AttentionRows::CANDIDATES.iter().map(|&v| Kernels::with(gpu, KernelOptions { attention: v, ..base })).collect();
-    let rows_of =
-        |v: AttentionRows| &attentions[AttentionRows::CANDIDATES.iter().position(|c| *c == v).expect("a candidate")];
-    let attend = |v| crate::bench::attention_with(gpu, rows_of(v), heads).into();
+    let attentions = Built::new(gpu, AttentionRows::CANDIDATES, |v| KernelOptions { attention: v, ..base });
+    let attend = |v| crate::bench::attention_with(gpu, attentions.of(v), heads).into();
     let attention = time_all(gpu, AttentionRows::CANDIDATES, &attend, reps, now).await?;
     if let Some(e) = gpu.failure() {
         return Err(e);
     }
     Ok(Trial { matmul, matmul_small, matmul_large, norm, attention })
+}
+
+/// Each candidate's pipelines (compiled on first use, then kept for its later rounds).
+struct Built<V>(Vec<(V, Kernels)>);
+
+impl<V: Copy + PartialEq> Built<V> {
+    fn new(gpu: &Gpu, candidates: &[V], options: impl Fn(V) -> KernelOptions) -> Built<V> {
+        Built(candidates.iter().map(|&v| (v, Kernels::with(gpu, options(v)))).collect())
+    }
+
+    fn of(&self, v: V) -> &Kernels {
+        &self.0.iter().find(|c| c.0 == v).expect("a candidate built for the trial").1
+    }
 }
 
 /// A candidate's time within this factor of the fastest one's first round earns it the
