@@ -684,7 +684,8 @@ fn the_trial_times_every_kind() {
     let Some(g) = Bench::new() else { return };
     let origin = std::time::Instant::now();
     let now = move || origin.elapsed().as_secs_f64();
-    let trial = pollster::block_on(kiln::gpu::tune::time_candidates(&g.gpu, false, &now)).expect("the trial ran");
+    let clock = kiln::gpu::tune::TrialClock { now: &now, stop: &|| false };
+    let trial = pollster::block_on(kiln::gpu::tune::time_candidates(&g.gpu, false, &clock)).expect("the trial ran");
     fn check<V: PartialEq + std::fmt::Debug + Copy>(kind: &str, list: &[(V, f64)], allowed: &[V]) {
         assert!(!list.is_empty(), "{kind}: nothing timed");
         for w in list.windows(2) {
@@ -715,4 +716,23 @@ fn the_trial_times_every_kind() {
         (chosen.matmul, chosen.matmul_small, chosen.matmul_large, chosen.norm, chosen.attention),
         (trial.matmul[0].0, trial.matmul_small[0].0, trial.matmul_large[0].0, trial.norm[0].0, trial.attention[0].0)
     );
+}
+
+/// A trial asked to stop ends at the next candidate's program, with `STOPPED` (the page stops
+/// the trial it runs while idle as soon as the visitor asks for the GPU): here `stop` says true
+/// on its third question, and it is not asked again.
+#[test]
+fn the_trial_stops_when_asked() {
+    let Some(g) = Bench::new() else { return };
+    let origin = std::time::Instant::now();
+    let now = move || origin.elapsed().as_secs_f64();
+    let asked = std::cell::Cell::new(0);
+    let stop = || {
+        asked.set(asked.get() + 1);
+        asked.get() >= 3
+    };
+    let clock = kiln::gpu::tune::TrialClock { now: &now, stop: &stop };
+    let result = pollster::block_on(kiln::gpu::tune::time_candidates(&g.gpu, false, &clock));
+    assert_eq!(result.err().as_deref(), Some(kiln::gpu::tune::STOPPED));
+    assert_eq!(asked.get(), 3, "the trial went on asking after it was told to stop");
 }

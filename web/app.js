@@ -59,6 +59,18 @@ function applyPreset(name) {
 
 function plan() { if (ui.ready) send('plan', { config: config() }); }
 
+// The kernel variants in use, in the adapter name's tooltip; `data-tuning` says how they were
+// chosen ("pending": the defaults while the first trial on this adapter runs, "timed": that
+// trial's winners, "kept": an earlier visit's) and `data-trial` holds the trial's times.
+function showTuning(t) {
+  const el = document.querySelector('[data-testid=adapter-name]');
+  const how = t.timed ? 'timed' : t.pending ? 'pending' : 'kept';
+  el.title = `matmul kernel ${t.matmul} (small products ${t.matmul_small}, large ${t.matmul_large}), layernorm ${t.norm}, attention ${t.attention_rows} rows an invocation` +
+    { timed: ' (timed trial just now)', pending: ' (defaults: the first trial on this GPU has not finished)', kept: ' (chosen by an earlier trial)' }[how];
+  el.dataset.tuning = how;
+  el.dataset.trial = JSON.stringify(t.trial_ms ?? null);
+}
+
 worker.onmessage = ({ data: m }) => {
   if (m.type.startsWith('ft-')) { ft.onMessage(m); return; }
   switch (m.type) {
@@ -73,8 +85,7 @@ worker.onmessage = ({ data: m }) => {
       $('topp').value = m.defaults.sample.top_p;
       $('length').value = m.defaults.sample.tokens;
       document.querySelector('[data-testid=adapter-name]').textContent = m.adapter + (m.software ? ' (software fallback: slow)' : '');
-      document.querySelector('[data-testid=adapter-name]').title = `matmul kernel ${m.tuning.matmul} (small products ${m.tuning.matmul_small}, large ${m.tuning.matmul_large}), layernorm ${m.tuning.norm}, attention ${m.tuning.attention_rows} rows an invocation` + (m.tuning.timed ? ' (timed trial just now)' : ' (chosen by an earlier trial)');
-      document.querySelector('[data-testid=adapter-name]').dataset.trial = JSON.stringify(m.tuning.trial_ms ?? null);
+      showTuning(m.tuning);
       $('preset').replaceChildren(...options(m.presets.map((p) => p.name)));
       $('preset').value = m.defaults.preset;
       applyPreset(m.defaults.preset);
@@ -84,7 +95,8 @@ worker.onmessage = ({ data: m }) => {
       buttons('ready');
       break;
     }
-    case 'timing-kernels': status('loading', 'Starting WebGPU: timing the kernels on this GPU (once per browser, seconds on a software one)…'); break;
+    case 'timing-kernels': $('tuning-note').hidden = false; break;
+    case 'tuning': $('tuning-note').hidden = true; showTuning(m.tuning); break;
     case 'no-webgpu':
       $('no-webgpu').hidden = false;
       $('app').hidden = true;

@@ -24,7 +24,7 @@ async function start() {
     return;
   }
   try {
-    session = await openSession(() => post('timing-kernels'));
+    session = await openSession();
   } catch (e) {
     post('no-webgpu', { reason: `WebGPU is present but gave no usable GPU adapter (${e}).` });
     return;
@@ -33,13 +33,37 @@ async function start() {
   post('ready', { adapter: await adapterName(session.adapter()), software: session.is_software(), limits: JSON.parse(session.limits()),
                   tuning: JSON.parse(session.tuning()),
                   presets: JSON.parse(presets()), defaults: DEFAULTS, saved: saved ? { step: saved.step, steps: saved.steps } : null });
+  // First in the queue, so it runs before any model is built (only then can its winners apply).
+  if (JSON.parse(session.tuning()).pending) queue = queue.then(timeKernels);
+}
+
+// A first visit on this adapter: the page is ready at once with the default kernels, and times
+// the candidates while the visitor reads it (seconds on a software GPU, most of it compiling).
+// Any command for the GPU stops the trial at its next candidate; a finished trial's choice is
+// used from then on and kept for the next visit.
+async function timeKernels() {
+  post('timing-kernels');
+  try {
+    const t = await session.time_kernels();
+    if (t === null) { post('tuning', { tuning: JSON.parse(session.tuning()) }); return; }
+    const tuning = JSON.parse(t);
+    await db('put', 'tuning', tuning).catch(() => {});
+    post('tuning', { tuning });
+  } catch (e) {
+    fail(`the kernel trial stopped: ${e}`);
+    await recover();
+  }
 }
 
 // Commands run one at a time, in order (the session serves one GPU operation at a time);
 // pause and reset act at once, so they can stop a running training loop.
+// A plan needs no GPU and is answered at once, even while the kernel trial runs; any other
+// command stops the trial (see timeKernels).
 let queue = Promise.resolve();
 onmessage = ({ data: m }) => {
+  if (m.cmd === 'plan') { handle(m); return; }
   if (m.cmd === 'pause' || m.cmd === 'reset') paused = true;
+  session?.stop_trial();
   queue = queue.then(() => handle(m));
 };
 
@@ -165,21 +189,17 @@ async function loop() {
   }
 }
 
-// A session on the GPU, with the matmul variant a timed trial chose for this adapter on an
-// earlier visit (kept in IndexedDB beside the checkpoints), or a new trial's, then kept.
-// `onTrial` is called before a timed trial (not when recovering: the failure stays on show).
-async function openSession(onTrial) {
+// A session on the GPU, with the kernel variants a timed trial chose for this adapter on an
+// earlier visit (kept in IndexedDB beside the checkpoints), else the defaults (see timeKernels).
+async function openSession() {
   const kept = await db('get', 'tuning').catch(() => null);
-  const s = await Session.create(kept ? JSON.stringify(kept) : undefined, onTrial);
-  const tuning = JSON.parse(s.tuning());
-  if (tuning.timed) await db('put', 'tuning', tuning).catch(() => {});
-  return s;
+  return Session.create(kept ? JSON.stringify(kept) : undefined);
 }
 
 // After a failure (a lost GPU device, say): a fresh device, and the saved run offered again.
 async function recover() {
   try {
-    session = await openSession(undefined);
+    session = await openSession();
     const saved = await db('get', 'latest').catch(() => null);
     post('recovered', { saved: saved ? { step: saved.step, steps: saved.steps } : null });
   } catch (e) {

@@ -80,8 +80,10 @@ fn cached_or_timed(gpu: &Gpu, checked: bool) -> (KernelOptions, String) {
     }
     let origin = Instant::now();
     let now = move || origin.elapsed().as_secs_f64();
-    let Ok(trial) = pollster::block_on(tune::time_candidates(gpu, checked, &now)) else {
-        return (KernelOptions { checked, ..Default::default() }, "defaults (the timed trial failed)".into());
+    let clock = tune::TrialClock { now: &now, stop: &|| false };
+    let Ok(trial) = pollster::block_on(tune::time_candidates(gpu, checked, &clock)) else {
+        let options = KernelOptions { checked, ..KernelOptions::untimed(gpu.is_software()) };
+        return (options, "defaults (the timed trial failed)".into());
     };
     let options = trial.options(checked);
     let mut entry = tune::options_json(&options);

@@ -43,6 +43,15 @@ pub fn adapter_key(gpu: &Gpu) -> String {
     )
 }
 
+/// What `time_candidates` reports when its `stop` said so.
+pub const STOPPED: &str = "the kernel trial was stopped";
+
+/// The front end's clock (seconds from any origin) and its request to stop the trial.
+pub struct TrialClock<'a> {
+    pub now: &'a dyn Fn() -> f64,
+    pub stop: &'a dyn Fn() -> bool,
+}
+
 /// Seconds per run of each candidate, fastest first.
 pub struct Trial {
     /// On a product of the middle class (see `time_candidates`), and on a small one.
@@ -70,7 +79,7 @@ impl Trial {
     }
 }
 
-/// Times the candidates. `now` gives seconds from any origin. Matrix products come in three
+/// Times the candidates. `clock.now` gives seconds from any origin. Matrix products come in three
 /// classes (see `SMALL_MATMUL_WORK` and `LARGE_MATMUL_WORK`). Small ones are timed on the three
 /// products of a 64-channel model's q,k,v projection over 1024 rows (forward, input and weight
 /// gradients: K 64, 192 and 1024), run one after the other as a step runs them: a single product
@@ -89,7 +98,10 @@ impl Trial {
 /// first stopping there (see `time_all`), and one round for large products; GPUs one round of twenty runs in one submit, and large products
 /// three rounds of one run (a slow candidate's twenty could trip a watchdog on a small GPU).
 /// Sync points: a read-back of one word after each warm-up and each timed round.
-pub async fn time_candidates(gpu: &Gpu, checked: bool, now: &dyn Fn() -> f64) -> Result<Trial, String> {
+///
+/// `stop` is asked before each candidate's program: once it says true the trial ends with
+/// `Err(STOPPED)` (the page stops a trial it runs while idle when the visitor asks for the GPU).
+pub async fn time_candidates(gpu: &Gpu, checked: bool, clock: &TrialClock<'_>) -> Result<Trial, String> {
     let software = gpu.is_software();
     let (middle, large, reps, large_reps) = if software {
         ([2048, 384, 128], [1024, 1024, 512], (3, 1), (1, 1))
@@ -102,21 +114,21 @@ pub async fn time_candidates(gpu: &Gpu, checked: bool, now: &dyn Fn() -> f64) ->
     let fits: Vec<MatmulVariant> = MatmulVariant::CANDIDATES.iter().copied().filter(|v| v.fits(&gpu.limits)).collect();
     let built = &Built::new(gpu, &fits, |v| v.everywhere(base));
     let product = |shape| move |v| vec![crate::bench::matmul_with(gpu, built.of(v), shape, false, false)];
-    let matmul = time_all(gpu, &fits, &product(middle), reps, now).await?;
+    let matmul = time_all(gpu, &fits, &product(middle), reps, clock).await?;
     // Small products take milliseconds: two runs a round on CPU adapters (with one, lavapipe's
     // choice changed from one trial to the next).
     let small_reps = if software { (3, 2) } else { reps };
     let layer = |v| vec![crate::bench::linear_layer_with(gpu, built.of(v), [1024, 64, 192])];
-    let matmul_small = time_all(gpu, &fits, &layer, small_reps, now).await?;
+    let matmul_small = time_all(gpu, &fits, &layer, small_reps, clock).await?;
     let best = matmul.first().map_or(f64::INFINITY, |c| c.1);
     let close: Vec<MatmulVariant> = matmul.iter().filter(|c| c.1 <= 2.0 * best).map(|c| c.0).collect();
-    let matmul_large = time_all(gpu, &close, &product(large), large_reps, now).await?;
+    let matmul_large = time_all(gpu, &close, &product(large), large_reps, clock).await?;
     let norms = Built::new(gpu, NormVariant::CANDIDATES, |v| KernelOptions { norm: v, ..base });
     let layernorm = |v| vec![crate::bench::layernorm_with(gpu, norms.of(v), rows, channels)];
-    let norm = time_all(gpu, NormVariant::CANDIDATES, &layernorm, reps, now).await?;
+    let norm = time_all(gpu, NormVariant::CANDIDATES, &layernorm, reps, clock).await?;
     let attentions = Built::new(gpu, AttentionRows::CANDIDATES, |v| KernelOptions { attention: v, ..base });
     let attend = |v| crate::bench::attention_with(gpu, attentions.of(v), heads).into();
-    let attention = time_all(gpu, AttentionRows::CANDIDATES, &attend, reps, now).await?;
+    let attention = time_all(gpu, AttentionRows::CANDIDATES, &attend, reps, clock).await?;
     if let Some(e) = gpu.failure() {
         return Err(e);
     }
@@ -152,14 +164,18 @@ async fn time_all<V: Copy>(
     candidates: &[V],
     build: &dyn Fn(V) -> Vec<OpBench>,
     (rounds, reps): (usize, usize),
-    now: &dyn Fn() -> f64,
+    clock: &TrialClock<'_>,
 ) -> Result<Vec<(V, f64)>, String> {
     async fn warm_then_time(
         gpu: &Gpu,
         bench: &OpBench,
         rounds_reps: (usize, usize),
-        now: &dyn Fn() -> f64,
+        clock: &TrialClock<'_>,
     ) -> Result<f64, String> {
+        if (clock.stop)() {
+            return Err(STOPPED.into());
+        }
+        let now = clock.now;
         bench.program.submit(gpu);
         read_bytes(gpu, &bench.out.buffer, 0, 4).await?;
         time_rounds(gpu, bench, rounds_reps, now).await
@@ -168,7 +184,7 @@ async fn time_all<V: Copy>(
     for &v in candidates {
         let mut each = Vec::new();
         for bench in &build(v) {
-            each.push(warm_then_time(gpu, bench, (1, reps), now).await?);
+            each.push(warm_then_time(gpu, bench, (1, reps), clock).await?);
         }
         times.push(each);
     }
@@ -177,7 +193,7 @@ async fn time_all<V: Copy>(
     for (&v, each) in candidates.iter().zip(times.iter_mut()) {
         if rounds > 1 && total(each) <= CLOSE * best {
             for (bench, t) in build(v).iter().zip(each.iter_mut()) {
-                *t = t.min(warm_then_time(gpu, bench, (rounds - 1, reps), now).await?);
+                *t = t.min(warm_then_time(gpu, bench, (rounds - 1, reps), clock).await?);
             }
         }
     }

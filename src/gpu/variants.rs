@@ -330,6 +330,27 @@ pub struct KernelOptions {
     pub checked: bool,
 }
 
+impl KernelOptions {
+    /// The variants before a trial has chosen (the page on a first visit, while its trial runs),
+    /// or where one failed. On a CPU adapter, what the trials on both software adapters seen
+    /// here chose (written-out tiles, LayerNorm by rows, 4 attention rows): on SwiftShader the
+    /// page trained `tiny` at 455 tokens/s with the GPU defaults and 2170 with its trial's
+    /// choice. On a GPU, `default()`: usual GPU shapes, no trial's finding.
+    pub fn untimed(software: bool) -> KernelOptions {
+        if !software {
+            return KernelOptions::default();
+        }
+        KernelOptions {
+            matmul: MatmulVariant::Unrolled(tile(8, 8, 8, 8, 16)),
+            matmul_small: MatmulVariant::Unrolled(tile(8, 8, 8, 8, 16)),
+            matmul_large: MatmulVariant::Unrolled(tile(16, 16, 16, 16, 8)),
+            norm: NormVariant::Rows,
+            attention: AttentionRows(AttentionRows::MAX),
+            checked: false,
+        }
+    }
+}
+
 impl Default for KernelOptions {
     fn default() -> Self {
         KernelOptions {

@@ -18,7 +18,7 @@ use kiln::sample::SampleOptions;
 use kiln::tokenizer::Tokenizer;
 use kiln::train::Trainer;
 use serde_json::{json, Value};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -63,7 +63,9 @@ pub struct Session {
     /// The adapter's limits, for memory plans made while the GPU is busy.
     gpu_limits: wgpu::Limits,
     /// The kernel variants in use and how they were chosen, as JSON (see `tuning`).
-    tuning: Value,
+    tuning: Rc<RefCell<Value>>,
+    /// Set by `stop_trial`: a running `time_kernels` ends at its next candidate.
+    trial_stop: Rc<Cell<bool>>,
 }
 
 /// Seconds from the page's time origin (`performance.now()` where there is one).
@@ -77,33 +79,20 @@ fn now_s() -> f64 {
     ms.unwrap_or_else(js_sys::Date::now) / 1e3
 }
 
-/// The kernel variants for this adapter, as JSON (see `Session::tuning`): those in `saved` (what
-/// the worker kept from an earlier trial) when they were chosen on this adapter, else a timed
-/// trial's, announced first through `on_trial` (it takes seconds on a software adapter).
-async fn choose_kernels(
-    gpu: &Gpu,
-    saved: Option<String>,
-    on_trial: Option<js_sys::Function>,
-) -> (KernelOptions, Value) {
+/// The kernel variants for this adapter and how they were chosen, as JSON (see
+/// `Session::tuning`): those in `saved` (what the worker kept from an earlier trial) when they
+/// were chosen on this adapter, else `KernelOptions::untimed` until `Session::time_kernels`
+/// has run.
+fn choose_kernels(gpu: &Gpu, saved: Option<String>) -> (KernelOptions, Value) {
     let key = tune::adapter_key(gpu);
     let saved = saved.and_then(|s| serde_json::from_str::<Value>(&s).ok()).filter(|v| v["key"] == key.as_str());
     let kept = saved.as_ref().and_then(|v| tune::options_from_json(v, gpu, false));
-    let (options, timed, times) = match kept {
-        Some(o) => (o, false, Value::Null),
-        None => {
-            if let Some(f) = on_trial {
-                let _ = f.call0(&JsValue::NULL);
-            }
-            match tune::time_candidates(gpu, false, &now_s).await {
-                Ok(trial) => (trial.options(false), true, trial.times_json()),
-                Err(_) => (KernelOptions::default(), false, Value::Null),
-            }
-        }
-    };
+    let options = kept.unwrap_or_else(|| KernelOptions::untimed(gpu.is_software()));
     let mut json = tune::options_json(&options);
     json["key"] = key.into();
-    json["timed"] = timed.into();
-    json["trial_ms"] = times;
+    json["timed"] = false.into();
+    json["pending"] = kept.is_none().into();
+    json["trial_ms"] = Value::Null;
     (options, json)
 }
 
@@ -149,13 +138,14 @@ where
 
 #[wasm_bindgen]
 impl Session {
-    /// Opens the GPU and chooses its kernel variants (`tuning`: what `tuning()` gave on an
-    /// earlier visit, if the page kept it; `on_trial` is called before a timed trial runs
-    /// instead). Fails with a readable reason where WebGPU has no adapter.
-    pub async fn create(tuning: Option<String>, on_trial: Option<js_sys::Function>) -> Result<Session, JsValue> {
+    /// Opens the GPU with the kernel variants in `tuning` (what `tuning()` gave on an earlier
+    /// visit, if the page kept it) where they were chosen on this adapter, else the defaults
+    /// (`time_kernels` then times the candidates). Fails with a readable reason where WebGPU has
+    /// no adapter.
+    pub async fn create(tuning: Option<String>) -> Result<Session, JsValue> {
         console_error_panic_hook_lite();
         let gpu = Gpu::new().await.map_err(err)?;
-        let (options, tuning) = choose_kernels(&gpu, tuning, on_trial).await;
+        let (options, tuning) = choose_kernels(&gpu, tuning);
         gpu.set_kernel_options(options).map_err(err)?;
         let l = &gpu.limits;
         let limits = json!({"max_storage_buffer_binding_size": l.max_storage_buffer_binding_size,
@@ -166,15 +156,56 @@ impl Session {
             software: gpu.is_software(),
             limits,
             gpu_limits: gpu.limits.clone(),
-            tuning,
+            tuning: Rc::new(RefCell::new(tuning)),
+            trial_stop: Rc::new(Cell::new(false)),
             state: Rc::new(RefCell::new(Some(State { gpu, run: None, task: None }))),
         })
     }
 
-    /// The kernel variants in use, as JSON: {"key" (the adapter), "matmul", "norm", "timed" (a
-    /// trial ran now: the page keeps this for the next visit), "trial_ms" (each candidate's time)}.
+    /// The kernel variants in use, as JSON: {"key" (the adapter), "matmul", "matmul_small",
+    /// "matmul_large", "norm", "attention_rows", "timed" (a trial chose them in this session: the
+    /// page keeps this for the next visit), "pending" (the defaults, until a trial has run),
+    /// "trial_ms" (each candidate's time)}.
     pub fn tuning(&self) -> String {
-        self.tuning.to_string()
+        self.tuning.borrow().to_string()
+    }
+
+    /// Times the kernel candidates on this adapter (seconds on a software one, most of it
+    /// compiling their pipelines), for a page that is otherwise idle: resolves to the new
+    /// `tuning()` once the winners are in use, or to null where no trial was due, it failed
+    /// (the defaults stay) or `stop_trial` stopped it. The winners apply only while no model has been built; the page
+    /// runs this first, before its visitor can press anything.
+    pub fn time_kernels(&self) -> js_sys::Promise {
+        let (tuning, stop) = (self.tuning.clone(), self.trial_stop.clone());
+        with_state(&self.state, move |s| async move {
+            if tuning.borrow()["pending"] != true || stop.get() {
+                return (s, Ok(JsValue::NULL));
+            }
+            let clock = tune::TrialClock { now: &now_s, stop: &|| stop.get() };
+            // Stopped, or failed (the defaults stay; a lost device is reported by `with_state`).
+            let Ok(trial) = tune::time_candidates(&s.gpu, false, &clock).await else {
+                return (s, Ok(JsValue::NULL));
+            };
+            let options = trial.options(false);
+            if let Err(e) = s.gpu.set_kernel_options(options) {
+                return (s, Err(err(e)));
+            }
+            let mut t = tuning.borrow_mut();
+            let key = t["key"].take();
+            *t = tune::options_json(&options);
+            t["key"] = key;
+            t["timed"] = true.into();
+            t["pending"] = false.into();
+            t["trial_ms"] = trial.times_json();
+            let json = JsValue::from_str(&t.to_string());
+            (s, Ok(json))
+        })
+    }
+
+    /// Stops a running `time_kernels` at its next candidate (the visitor wants the GPU), and
+    /// any later one before it starts: this session keeps the variants it has.
+    pub fn stop_trial(&self) {
+        self.trial_stop.set(true);
     }
 
     pub fn adapter(&self) -> String {
