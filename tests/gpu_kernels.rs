@@ -482,14 +482,24 @@ fn classifier_in_chunks() {
         };
         let (stats, targets_g, losses_g, loss_g) =
             (g.f(&vec![0.0; n * 3]), g.u(&targets), g.f(&vec![9.0; n]), g.f(&[9.0, 9.0]));
-        for (i, &(v0, w)) in chunks.iter().enumerate() {
-            let p = ClassifierStatsParams { n: u(n), vc: u(w), v0: u(v0), first: (i == 0) as u32 };
-            g.run(Kernel::ClassifierStats, &p, &[&stats, &g.f(&chunk_logits(v0, w)), &targets_g], grid_1d(n));
+        // Both ways of reducing a row (see NormVariant::classifier_stats); the workgroup's last,
+        // for the gradient below.
+        for norm in [NormVariant::Rows, NormVariant::Workgroup] {
+            let (kernel, grid) = norm.classifier_stats(n);
+            let grid = match grid {
+                Grid::Groups(n) => grid_1d(n),
+                Grid::Threads(n) => grid_1d(n.div_ceil(64)),
+                Grid::Tiles(g) => g,
+            };
+            for (i, &(v0, w)) in chunks.iter().enumerate() {
+                let p = ClassifierStatsParams { n: u(n), vc: u(w), v0: u(v0), first: (i == 0) as u32 };
+                g.run(kernel, &p, &[&stats, &g.f(&chunk_logits(v0, w)), &targets_g], grid);
+            }
+            let p = ClassifierLossParams { n: u(n), accumulate: 0 };
+            g.run(Kernel::ClassifierLoss, &p, &[&loss_g, &losses_g, &stats, &targets_g], [1, 1, 1]);
+            assert_close(&format!("classifier losses ({norm})"), &g.read(&losses_g), &losses, RTOL, ATOL);
+            assert_close(&format!("classifier mean and dloss ({norm})"), &g.read(&loss_g), &[mean, dloss], RTOL, ATOL);
         }
-        let p = ClassifierLossParams { n: u(n), accumulate: 0 };
-        g.run(Kernel::ClassifierLoss, &p, &[&loss_g, &losses_g, &stats, &targets_g], [1, 1, 1]);
-        assert_close("classifier losses", &g.read(&losses_g), &losses, RTOL, ATOL);
-        assert_close("classifier mean and dloss", &g.read(&loss_g), &[mean, dloss], RTOL, ATOL);
         let mut got = vec![0.0; n * v];
         for &(v0, w) in &chunks {
             let chunk = g.f(&chunk_logits(v0, w));

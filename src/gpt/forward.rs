@@ -233,5 +233,6 @@ pub(crate) fn classifier_stats(
     n: usize,
 ) {
     let params = ClassifierStatsParams { n: u(n), vc: u(chunk.width), v0: u(chunk.v0), first: first as u32 };
-    r.push(Kernel::ClassifierStats, params, &[&stats.buffer, &logits.buffer, &targets.buffer], Grid::Groups(n));
+    let (kernel, grid) = r.k.options.norm.classifier_stats(n);
+    r.push(kernel, params, &[&stats.buffer, &logits.buffer, &targets.buffer], grid);
 }

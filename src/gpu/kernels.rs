@@ -53,6 +53,7 @@ kernels! {
     GeluBackward => "gelu_backward", 256;
     ResidualForward => "residual_forward", 256;
     ClassifierStats => "classifier_stats", 64;
+    ClassifierStatsRows => "classifier_stats_rows", 64;
     ClassifierLoss => "classifier_loss", 256;
     ClassifierBackward => "classifier_backward", 256;
     GradNormPartial => "grad_norm_partial", 256;

@@ -259,6 +259,17 @@ impl NormVariant {
             NormVariant::Rows => (Kernel::LayernormForwardRows, Kernel::LayernormBackwardDinpRows, Grid::Threads(n)),
         }
     }
+
+    /// The classifier's softmax statistics over N rows of a vocabulary chunk, reduced the same
+    /// way as LayerNorm's rows: an adapter where an invocation a row beat a workgroup a row for
+    /// LayerNorm has dear barriers, which the classifier's reductions pay as well.
+    pub fn classifier_stats(self, n: usize) -> (super::Kernel, super::Grid) {
+        use super::{Grid, Kernel};
+        match self {
+            NormVariant::Workgroup => (Kernel::ClassifierStats, Grid::Groups(n)),
+            NormVariant::Rows => (Kernel::ClassifierStatsRows, Grid::Threads(n)),
+        }
+    }
 }
 
 impl fmt::Display for NormVariant {
