@@ -16,6 +16,11 @@ const WY: u32 = 16u;
 const TM: u32 = 4u;
 const TN: u32 = 4u;
 const BK: u32 = 16u;
+// 1: M, N and K are whole multiples of the tile (BM, BN, BK) and the epilogue is plain (no
+// scale, no accumulate), so no load or store needs a bounds test: rewritten per product by
+// `MatmulVariant::consts_for`, and the tests of it fold away when the pipeline is compiled
+// (on lavapipe a 1024 x 192 x 64 product took 2.2-3.4x less time without the bounds tests).
+const WHOLE: u32 = 0u;
 
 const BM: u32 = WY * TM;
 const BN: u32 = WX * TN;
@@ -39,6 +44,7 @@ var<workgroup> b_tile: array<vec4<f32>, BK * BN / 4u>; // [BK][BN / 4]: 4 column
 // both sides of a branch for its SIMD lanes and pays for each side's loads, so one load at a
 // chosen index (word 0 outside) measured 5-25% faster a product than a branch per layout.
 fn load_a(row: u32, kk: u32) -> f32 {
+    if (WHOLE == 1u) { return a[p.a_offset + select(row * p.k + kk, kk * p.m + row, p.trans_a == 1u)]; }
     let inside = row < p.m && kk < p.k;
     let i = select(row * p.k + kk, kk * p.m + row, p.trans_a == 1u);
     return select(0.0, a[p.a_offset + select(0u, i, inside)], inside);
@@ -46,6 +52,7 @@ fn load_a(row: u32, kk: u32) -> f32 {
 
 // Element (kk, col) of op(B), zero outside it, as load_a.
 fn load_b(kk: u32, col: u32) -> f32 {
+    if (WHOLE == 1u) { return b[p.b_offset + select(kk * p.n + col, col * p.k + kk, p.trans_b == 1u)]; }
     let inside = kk < p.k && col < p.n;
     let i = select(kk * p.n + col, col * p.k + kk, p.trans_b == 1u);
     return select(0.0, b[p.b_offset + select(0u, i, inside)], inside);
@@ -54,6 +61,16 @@ fn load_b(kk: u32, col: u32) -> f32 {
 // Adds this invocation's sums for 4 rows x 4 columns from (row, col) into out, as the epilogue
 // says (scale, bias, accumulate), skipping what falls outside (M, N).
 fn store4(row: u32, col: u32, v: vec4<f32>) {
+    if (WHOLE == 1u) {
+        var x = v;
+        if (p.has_bias == 1u) { x += vec4<f32>(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]); }
+        let o = p.out_offset + row * p.n + col;
+        out[o] = x.x;
+        out[o + 1u] = x.y;
+        out[o + 2u] = x.z;
+        out[o + 3u] = x.w;
+        return;
+    }
     if (row >= p.m) { return; }
     for (var jj = 0u; jj < 4u; jj++) {
         let c = col + jj;

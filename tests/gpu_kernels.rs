@@ -74,7 +74,14 @@ impl Bench {
         let (variant, grid) = self.kernels.matmul_launch(p.m, p.n, p.k);
         let bufs = [&out.buffer, &a.buffer, &b.buffer, &bias.unwrap_or(&dummy).buffer];
         let mut prog = Program::default();
-        prog.push(self.kernels.dispatch_specialised(&self.gpu, variant.kernel(), &variant.consts(), &p, &bufs, grid));
+        prog.push(self.kernels.dispatch_specialised(
+            &self.gpu,
+            variant.kernel(),
+            &variant.consts_for(&p),
+            &p,
+            &bufs,
+            grid,
+        ));
         prog.submit(&self.gpu);
     }
 }
@@ -216,6 +223,63 @@ fn matmul_both_transposed_at_offsets() {
             let got = g.read(&out);
             assert_eq!(&got[..oo], &[0.0; 2], "{what}: wrote before its offset");
             assert_close(&what, &got[oo..], &want, RTOL, ATOL);
+        }
+    }
+}
+
+/// Products of whole tiles (M, N and K multiples of the variant's BM, BN and BK), which compile
+/// without bounds tests (`MatmulVariant::consts_for`), on every candidate: each layout, with and
+/// without a bias, operands and output at offsets, against plain loops; and the same shapes
+/// accumulated or scaled, and one row short, keep the tests.
+#[test]
+fn matmul_of_whole_tiles() {
+    for g in Bench::each_matmul() {
+        let v = g.kernels.options.matmul;
+        let ((bm, bn), bk) = (v.tile(), v.shape().map_or(16, |t| t.bk));
+        let whole = |p: &MatmulParams| v.consts_for(p).contains(&("WHOLE", 1));
+        for (i, &(m, n, k)) in [(bm, bn, bk), (2 * bm, 3 * bn, 2 * bk)].iter().enumerate() {
+            let (m, n, k) = (m as usize, n as usize, k as usize);
+            for (ta, tb) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                let (ao, bo, oo) = (5 * i, 3 * i, 7 * i);
+                let (a, b, bias) = (random(ao + m * k, 51, 1.0), random(bo + k * n, 52, 1.0), random(n, 53, 1.0));
+                let at = |r: usize, kk: usize| a[ao + if ta == 1 { kk * m + r } else { r * k + kk }];
+                let bt = |kk: usize, c: usize| b[bo + if tb == 1 { c * k + kk } else { kk * n + c }];
+                let with_bias = ta == tb;
+                let mut want = vec![0.0f32; m * n];
+                for (r, row) in want.chunks_mut(n).enumerate() {
+                    for (c, x) in row.iter_mut().enumerate() {
+                        *x =
+                            (0..k).map(|kk| at(r, kk) * bt(kk, c)).sum::<f32>() + if with_bias { bias[c] } else { 0.0 };
+                    }
+                }
+                let p = MatmulParams {
+                    m: u(m),
+                    n: u(n),
+                    k: u(k),
+                    trans_a: ta,
+                    trans_b: tb,
+                    a_offset: u(ao),
+                    b_offset: u(bo),
+                    out_offset: u(oo),
+                    ..Default::default()
+                };
+                let what = format!("whole tiles {m}x{n}x{k} trans ({ta}, {tb}), bias {with_bias}, {v}");
+                assert_eq!(whole(&p), v.shape().is_some(), "{what}: not compiled as whole tiles");
+                let out = g.f(&vec![0.0; oo + m * n]);
+                let bias_g = g.f(&bias);
+                g.matmul(&out, &g.f(&a), &g.f(&b), with_bias.then_some(&bias_g), p);
+                let got = g.read(&out);
+                assert!(got[..oo].iter().all(|&x| x == 0.0), "{what}: wrote before its offset");
+                assert_close(&what, &got[oo..], &want, RTOL, ATOL);
+                for (name, q) in [
+                    ("accumulated", MatmulParams { accumulate: 1, ..p }),
+                    ("scaled", MatmulParams { scaled: 1, scale: 0.5, ..p }),
+                    ("a row short", MatmulParams { m: p.m - 1, ..p }),
+                    ("a step of K short", MatmulParams { k: p.k - 1, ..p }),
+                ] {
+                    assert!(!whole(&q), "{what}: {name} compiled as whole tiles");
+                }
+            }
         }
     }
 }

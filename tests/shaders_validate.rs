@@ -49,16 +49,19 @@ fn params_and_workgroup_sizes_match_the_shaders() {
 }
 
 /// Every matmul candidate's source (matmul_tiled.wgsl with its tile constants rewritten, or
-/// matmul_unrolled.wgsl with its entry point written for the tile) validates, and really is
-/// rewritten: its workgroup size is the candidate's, and a written-out entry has TM x TN / 4
-/// vec4 multiply-adds.
+/// matmul_unrolled.wgsl with its entry point written for the tile) validates, with and without
+/// bounds tests (`WHOLE`), and really is rewritten: its workgroup size is the candidate's, and a
+/// written-out entry has TM x TN / 4 vec4 multiply-adds.
 #[test]
 fn every_matmul_variant_validates() {
     use kiln::gpu::MatmulVariant;
     let mut unrolled = 0;
-    for v in MatmulVariant::CANDIDATES {
+    for (v, whole) in MatmulVariant::CANDIDATES.iter().flat_map(|v| [(v, 0), (v, 1)]) {
         let Some(t) = v.shape() else { continue };
-        let source = v.source();
+        let mut consts = v.consts();
+        consts.push(("WHOLE", whole));
+        let source = kiln::gpu::specialise(v.kernel(), &consts);
+        assert!(source.contains(&format!("const WHOLE: u32 = {whole}u;")), "{v}: WHOLE was not rewritten");
         let module =
             naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| panic!("{v}: {}", e.emit_to_string(&source)));
         let mut validator =
@@ -70,7 +73,7 @@ fn every_matmul_variant_validates() {
             unrolled += 1;
         }
     }
-    assert!(unrolled >= 2, "only {unrolled} unrolled candidates");
+    assert!(unrolled >= 4, "only {} unrolled candidates", unrolled / 2);
 }
 
 /// matmul_unrolled.wgsl's own entry point is what `unrolled_entry` writes for its constants

@@ -200,6 +200,7 @@ async function openSession() {
 async function recover() {
   try {
     session = await openSession();
+    post('tuning', { tuning: JSON.parse(session.tuning()) }); // a new device: its kernels may differ
     const saved = await db('get', 'latest').catch(() => null);
     post('recovered', { saved: saved ? { step: saved.step, steps: saved.steps } : null });
   } catch (e) {

@@ -51,7 +51,13 @@ impl<'a> Rec<'a> {
     ) {
         let (variant, grid) = self.k.matmul_launch(p.m, p.n, p.k);
         let p = MatmulParams { has_bias: bias.is_some() as u32, ..p };
-        self.push_specialised(variant.kernel(), &variant.consts(), p, &[out, a, b, bias.unwrap_or(self.no_bias)], grid);
+        self.push_specialised(
+            variant.kernel(),
+            &variant.consts_for(&p),
+            p,
+            &[out, a, b, bias.unwrap_or(self.no_bias)],
+            grid,
+        );
     }
 
     /// out (N) = a (K) @ op(b) (+ bias) for one row; see matvec.wgsl.
