@@ -89,8 +89,8 @@ impl Trial {
 /// adapters (a 128-channel model's q,k,v projection; a 128-sided product was too small to tell
 /// the tiles apart on lavapipe), 1024 x 1024 x 256 on GPUs. Large ones on 1024 x 1024 x 512 on
 /// CPU adapters, 2048 x 2048 x 1024 on GPUs, only for the candidates within 2x of the middle
-/// class's best (a large product takes seconds on SwiftShader, and the page waits for its
-/// trial). LayerNorm runs on 1024 rows of 128 channels (16384 of 768 on a GPU); attention,
+/// class's best (a large product takes seconds on SwiftShader, and until its trial ends the page
+/// trains with the untimed defaults). LayerNorm runs on 1024 rows of 128 channels (16384 of 768 on a GPU); attention,
 /// forward and backward, on 2 x 4 heads of 256 rows and 64 channels (8 workgroups at 4 rows an
 /// invocation; on a GPU 4 x 12 heads of 1024, GPT-2's). CPU adapters time up to three rounds
 /// of one run (two for small products) after the warm-up and keep the fastest (single runs
@@ -150,7 +150,8 @@ impl<V: Copy + PartialEq> Built<V> {
 
 /// A candidate's time within this factor of the fastest one's first round earns it the
 /// remaining rounds; the others are dropped after one (on SwiftShader the slowest matmul
-/// candidates took 5x the fastest's time, and the page's first visit waits for every round).
+/// candidates took 5x the fastest's time, and the page's first visit uses the untimed defaults
+/// until every round is done).
 const CLOSE: f64 = 1.5;
 
 /// Seconds per run of each candidate (the sum of its programs', each program's fastest round),

@@ -41,7 +41,7 @@ impl MatmulVariant {
     /// invocations, 4x4 to 8x8 outputs each) as well as for CPU rasterisers (written out, up to
     /// 16x16 outputs an invocation: lavapipe keeps a lane's sums in vector registers, spilling
     /// them cheaply, while each read of workgroup memory is a loop over its lanes). Each
-    /// candidate costs the first visit of the page seconds on SwiftShader, so shapes that won
+    /// candidate adds seconds on SwiftShader to the page's first trial, so shapes that won
     /// nowhere were dropped (BENCHMARKS.md has the trials they lost).
     pub const CANDIDATES: &'static [MatmulVariant] = &[
         MatmulVariant::Simple,
@@ -306,7 +306,7 @@ pub struct AttentionRows(pub u32);
 impl AttentionRows {
     /// 2 won nowhere (lavapipe and SwiftShader take 4; on a GPU one row already holds 128 to
     /// 256 floats of registers: q and o forward, q, dout and dq in dq, k, v, dk and dv in dkv),
-    /// and each candidate costs the page's first visit.
+    /// and each candidate lengthens the page's first trial.
     pub const CANDIDATES: &'static [AttentionRows] = &[AttentionRows(1), AttentionRows(4)];
     /// The most `--attention-rows` takes (every count up to it is tested): 8 rows of dkv would
     /// hold 8 KiB of private arrays an invocation, the most WGSL promises to fit.
