@@ -88,12 +88,20 @@ fn choose_kernels(gpu: &Gpu, saved: Option<String>) -> (KernelOptions, Value) {
     let saved = saved.and_then(|s| serde_json::from_str::<Value>(&s).ok()).filter(|v| v["key"] == key.as_str());
     let kept = saved.as_ref().and_then(|v| tune::options_from_json(v, gpu, false));
     let options = kept.unwrap_or_else(|| KernelOptions::untimed(gpu.is_software()));
-    let mut json = tune::options_json(&options);
+    let pending = kept.is_none();
+    (options, tuning_json(&options, key, pending, Value::Null))
+}
+
+/// What `Session::tuning` says: the variants, the adapter's key, whether they are the untimed
+/// ones a trial is still due to replace (`pending`), whether a trial chose them in this session
+/// (`timed`: it did when it left times), and its times.
+fn tuning_json(options: &KernelOptions, key: String, pending: bool, trial_ms: Value) -> Value {
+    let mut json = tune::options_json(options);
     json["key"] = key.into();
-    json["timed"] = false.into();
-    json["pending"] = kept.is_none().into();
-    json["trial_ms"] = Value::Null;
-    (options, json)
+    json["timed"] = (!trial_ms.is_null()).into();
+    json["pending"] = pending.into();
+    json["trial_ms"] = trial_ms;
+    json
 }
 
 fn err(e: impl std::fmt::Display) -> JsValue {
@@ -173,8 +181,8 @@ impl Session {
     /// Times the kernel candidates on this adapter (seconds on a software one, most of it
     /// compiling their pipelines), for a page that is otherwise idle: resolves to the new
     /// `tuning()` once the winners are in use, or to null where no trial was due, it failed
-    /// (the defaults stay) or `stop_trial` stopped it. The winners apply only while no model has been built; the page
-    /// runs this first, before its visitor can press anything.
+    /// (the defaults stay) or `stop_trial` stopped it. The winners apply only while no model
+    /// has been built; the page runs this first, before its visitor can press anything.
     pub fn time_kernels(&self) -> js_sys::Promise {
         let (tuning, stop) = (self.tuning.clone(), self.trial_stop.clone());
         with_state(&self.state, move |s| async move {
@@ -191,12 +199,8 @@ impl Session {
                 return (s, Err(err(e)));
             }
             let mut t = tuning.borrow_mut();
-            let key = t["key"].take();
-            *t = tune::options_json(&options);
-            t["key"] = key;
-            t["timed"] = true.into();
-            t["pending"] = false.into();
-            t["trial_ms"] = trial.times_json();
+            let key = t["key"].as_str().unwrap_or_default().to_string();
+            *t = tuning_json(&options, key, false, trial.times_json());
             let json = JsValue::from_str(&t.to_string());
             (s, Ok(json))
         })
