@@ -6,12 +6,16 @@
 //   backward: dv[t] = sum over t1 >= t of P[t1, t] dout[t1]
 //             dS[t1, t] = P[t1, t] (dout[t1].v[t] - delta[t1])
 //             dk[t] = sum over t1 >= t of dS[t1, t] q[t1] / sqrt(hs)
-// ROWS consecutive key rows an invocation, 64 * ROWS a workgroup; queries, their output
+// ROWS consecutive key rows an invocation, WG * ROWS a workgroup; queries, their output
 // gradients, lse and delta are staged TQ rows at a time, each query read serving all ROWS key
 // rows. It alone writes dk[t] and dv[t].
 
 const ROWS: u32 = 4u;
-const TKV: u32 = 64u * ROWS;
+// Invocations of a workgroup: 64, or fewer (16, 32) where the block has fewer rows than 64 *
+// ROWS, so that few of them idle (`gpt::attention::flash_invocations`); never under TQ, whose
+// lse and delta rows one invocation each stages.
+const WG: u32 = 64u;
+const TKV: u32 = WG * ROWS;
 const TQ: u32 = 16u;
 const HS_MAX: u32 = 64u;
 const V4: u32 = HS_MAX / 4u;
@@ -45,7 +49,7 @@ fn load_dout4(base: u32, d4: u32, hs: u32) -> vec4<f32> {
     return r;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let bh = wid.y;
     let b = bh / p.nh;
@@ -71,7 +75,7 @@ fn attention_backward_dkv(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
     }
     // Queries from this tile's first key row to the end: earlier ones do not see these keys.
     for (var i0 = j0; i0 < p.t; i0 += TQ) {
-        for (var e = lid; e < TQ * V4; e += 64u) {
+        for (var e = lid; e < TQ * V4; e += WG) {
             let i = i0 + e / V4;
             let d4 = e % V4;
             if (i < p.t) {

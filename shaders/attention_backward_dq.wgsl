@@ -5,12 +5,15 @@
 //   forward:  s[t2] = q[t].k[t2] / sqrt(hs); P = softmax(s) = exp(s - lse[t]); out[t] = P @ v
 //   backward: dP[t2] = dout[t].v[t2];  delta[t] = sum over t2 of P[t2] dP[t2] = dout[t].out[t]
 //             dS[t2] = P[t2] (dP[t2] - delta[t]);  dq[t] = sum over t2 <= t of dS[t2] k[t2] / sqrt(hs)
-// ROWS consecutive query rows an invocation, 64 * ROWS a workgroup, keys and values staged TK
+// ROWS consecutive query rows an invocation, WG * ROWS a workgroup, keys and values staged TK
 // rows at a time as in attention_forward_flash, each key read serving all ROWS rows. It alone
 // writes dq[t] and delta[t].
 
 const ROWS: u32 = 4u;
-const TQ: u32 = 64u * ROWS;
+// Invocations of a workgroup: 64, or fewer (16, 32) where the block has fewer rows than 64 *
+// ROWS, so that few of them idle (`gpt::attention::flash_invocations`).
+const WG: u32 = 64u;
+const TQ: u32 = WG * ROWS;
 const TK: u32 = 16u;
 const HS_MAX: u32 = 64u;
 const V4: u32 = HS_MAX / 4u;
@@ -52,7 +55,7 @@ fn load_out4(base: u32, d4: u32, hs: u32) -> vec4<f32> {
     return r;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let bh = wid.y;
     let b = bh / p.nh;
@@ -82,7 +85,7 @@ fn attention_backward_dq(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     }
     let last = min(q0 + TQ, p.t);
     for (var k0 = 0u; k0 < last; k0 += TK) {
-        for (var e = lid; e < TK * V4; e += 64u) {
+        for (var e = lid; e < TK * V4; e += WG) {
             let j = k0 + e / V4;
             let d4 = e % V4;
             if (j < p.t) {

@@ -3,7 +3,7 @@
 // Legend: B batch, T time, C channels, NH heads, hs = C/NH (at most HS_MAX).
 // Twin: cpu::attention_forward (its `out`; lse[b,h,t] = log sum over t2 <= t of exp(s[t2])).
 //   s[t2] = q[t].k[t2] / sqrt(hs) for t2 <= t;  out[t] = sum over t2 of softmax(s)[t2] v[t2]
-// A workgroup takes 64 * ROWS query rows of one (b, h), ROWS consecutive rows an invocation;
+// A workgroup takes WG * ROWS query rows of one (b, h), ROWS consecutive rows an invocation;
 // keys and values come through workgroup memory TK rows at a time, and each key read from it
 // serves all ROWS rows (reads of workgroup memory, not arithmetic, bound CPU rasterisers; a
 // GPU may prefer ROWS = 1 for registers: the trial in `tune` decides). Each row keeps a running
@@ -11,7 +11,10 @@
 // tile's scores are made, m moves to the tile's maximum, and l and o are rescaled once a tile.
 
 const ROWS: u32 = 4u;
-const TQ: u32 = 64u * ROWS;
+// Invocations of a workgroup: 64, or fewer (16, 32) where the block has fewer rows than 64 *
+// ROWS, so that few of them idle (`gpt::attention::flash_invocations`).
+const WG: u32 = 64u;
+const TQ: u32 = WG * ROWS;
 const TK: u32 = 16u;
 const HS_MAX: u32 = 64u;
 const V4: u32 = HS_MAX / 4u;
@@ -39,7 +42,7 @@ fn load4(row: u32, part: u32, h: u32, d4: u32, hs: u32) -> vec4<f32> {
     return r;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn attention_forward_flash(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     // wid.x: query tile, wid.y: b * NH + h.
     let bh = wid.y;
@@ -67,7 +70,7 @@ fn attention_forward_flash(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
     // Keys up to the tile's last row, TK at a time; invocations past their rows skip them.
     let last = min(q0 + TQ, p.t);
     for (var k0 = 0u; k0 < last; k0 += TK) {
-        for (var e = lid; e < TK * V4; e += 64u) {
+        for (var e = lid; e < TK * V4; e += WG) {
             let j = k0 + e / V4;
             let d4 = e % V4;
             if (j < p.t) {

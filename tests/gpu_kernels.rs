@@ -457,15 +457,21 @@ fn attention_flash_forward_and_backward() {
             }
         }
         // Compiled for the widest head (64), and for this head rounded up to a vec4, as
-        // training compiles them,
-        // and for each count of rows an invocation `--attention-rows` takes.
-        let compiled = [64, hs.div_ceil(4) * 4]
-            .into_iter()
-            .flat_map(|hs_max| (1..=AttentionRows::MAX).map(move |rows| kiln::gpt::flash_consts(hs_max, rows)));
+        // training compiles them; for each count of rows an invocation `--attention-rows`
+        // takes; and with the invocations a workgroup training takes for this block (16 at
+        // T 5, 32 at T 70 with 3 or 4 rows) and with 64 (rows across several workgroups).
+        let compiled = [64, hs.div_ceil(4) * 4].into_iter().flat_map(|hs_max| {
+            (1..=AttentionRows::MAX).flat_map(move |rows| {
+                let mut wgs = vec![kiln::gpt::flash_invocations(t, rows), 64];
+                wgs.sort();
+                wgs.dedup();
+                wgs.into_iter().map(move |wg| kiln::gpt::flash_consts(hs_max, rows, wg))
+            })
+        });
         for consts in compiled {
             let (out_g, lse_g, inp_g) = (g.f(&random(n * c, 32, 1.0)), g.f(&random(b * nh * t, 33, 1.0)), g.f(&inp));
             let dims = [b as u32, t as u32, c as u32, nh as u32];
-            let tiles = kiln::gpt::flash_tiles(b, t, nh, consts[1].1);
+            let tiles = kiln::gpt::flash_tiles(b, t, nh, consts[1].1, consts[2].1);
             g.run_specialised(Kernel::AttentionForwardFlash, &consts, &dims, &[&out_g, &lse_g, &inp_g], tiles);
             assert_close("attention_forward_flash out", &g.read(&out_g), &out, RTOL, ATOL);
             assert_close("attention_forward_flash lse", &g.read(&lse_g), &lse, RTOL, ATOL);

@@ -90,21 +90,24 @@ fn the_unrolled_file_holds_its_generated_entry_point() {
 }
 
 /// The flash attention kernels validate with every head size they are compiled for (a vec4
-/// multiple up to 64) and every count of rows an invocation `--attention-rows` takes, and the
-/// constants really are rewritten.
+/// multiple up to 64), every count of rows an invocation `--attention-rows` takes and every
+/// workgroup size `flash_invocations` gives, and the constants really are rewritten.
 #[test]
 fn flash_attention_validates_for_each_head_size() {
     use kiln::gpu::{AttentionRows, Kernel};
     for k in [Kernel::AttentionForwardFlash, Kernel::AttentionBackwardDq, Kernel::AttentionBackwardDkv] {
-        for (hs, rows) in (4..=64).step_by(4).flat_map(|hs| (1..=AttentionRows::MAX).map(move |r| (hs, r))) {
-            let source = kiln::gpu::rewrite_consts(k.source(), &[("HS_MAX", hs), ("ROWS", rows)]);
+        let shapes = (4..=64).step_by(4).flat_map(|hs| (1..=AttentionRows::MAX).map(move |r| (hs, r)));
+        for ((hs, rows), wg) in shapes.flat_map(|s| [16, 32, 64].map(|wg| (s, wg))) {
+            let source = kiln::gpu::rewrite_consts(k.source(), &[("HS_MAX", hs), ("ROWS", rows), ("WG", wg)]);
             assert!(source.contains(&format!("const HS_MAX: u32 = {hs}u;")));
             assert!(source.contains(&format!("const ROWS: u32 = {rows}u;")));
+            assert!(source.contains(&format!("const WG: u32 = {wg}u;")));
+            let what = format!("{} HS_MAX {hs} ROWS {rows} WG {wg}", k.name());
             let module = naga::front::wgsl::parse_str(&source)
-                .unwrap_or_else(|e| panic!("{} HS_MAX {hs} ROWS {rows}: {}", k.name(), e.emit_to_string(&source)));
+                .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(&source)));
             let mut validator =
                 naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
-            validator.validate(&module).unwrap_or_else(|e| panic!("{} HS_MAX {hs} ROWS {rows}: {e:?}", k.name()));
+            validator.validate(&module).unwrap_or_else(|e| panic!("{what}: {e:?}"));
         }
     }
 }

@@ -15,9 +15,11 @@ use crate::gpu::{Grid, Kernel};
 
 /// The widest head the flash kernels take (their `HS_MAX`): GPT-2's 64 at every size.
 pub const FLASH_HS_MAX: usize = 64;
-/// Invocations of a flash workgroup (their `@workgroup_size`), each taking ROWS rows of queries
+/// The most invocations of a flash workgroup (their `WG`), each taking ROWS rows of queries
 /// (forward, dq) or keys (dkv).
-const FLASH_INVOCATIONS: usize = 64;
+const FLASH_INVOCATIONS: u32 = 64;
+/// The fewest: dkv stages 16 rows of lse and delta with an invocation each.
+const FLASH_INVOCATIONS_MIN: u32 = 16;
 
 /// The buffers attention reads and writes, forward and backward.
 pub(crate) struct AttentionBufs<'a> {
@@ -54,23 +56,35 @@ fn dims(b: usize, t: usize, c: usize, nh: usize) -> AttentionParams {
     AttentionParams { b: u(b), t: u(t), c: u(c), nh: u(nh) }
 }
 
-/// The flash kernels' constants: the head size rounded up to a vec4, so that their loops over
-/// channels have constant bounds (compilers unroll them and keep the rows in registers; with
-/// the widest bound for every head, a 32-channel head did twice the work), and the rows an
-/// invocation takes (`KernelOptions::attention`, chosen by the trial).
-pub fn flash_consts(hs: usize, rows: u32) -> [(&'static str, u32); 2] {
-    [("HS_MAX", u(hs.div_ceil(4) * 4)), ("ROWS", rows)]
+/// Invocations of a flash workgroup for a block of `t` rows at `rows` an invocation: 64, or the
+/// power of two from 16 that covers the block, which then takes one workgroup a head. A
+/// workgroup of 64 at 4 rows takes 256 rows, so at `tiny`'s block of 64 three quarters of its
+/// invocations had nothing to do: on lavapipe that attention's forward + backward (B 16, 2 heads
+/// of 32) took 11.6-12.2 ms with 64 and 7.2-7.3 ms with 16 (BENCHMARKS.md, eighth round).
+pub fn flash_invocations(t: usize, rows: u32) -> u32 {
+    let needed = u(t.div_ceil(rows as usize)).next_power_of_two();
+    needed.clamp(FLASH_INVOCATIONS_MIN, FLASH_INVOCATIONS)
 }
 
-/// One flash workgroup per 64 * `rows` rows (queries, or keys for dkv) of one (b, h).
-pub fn flash_tiles(b: usize, t: usize, nh: usize, rows: u32) -> [u32; 3] {
-    [u(t.div_ceil(FLASH_INVOCATIONS * rows as usize)), u(b * nh), 1]
+/// The flash kernels' constants: the head size rounded up to a vec4, so that their loops over
+/// channels have constant bounds (compilers unroll them and keep the rows in registers; with
+/// the widest bound for every head, a 32-channel head did twice the work), the rows an
+/// invocation takes (`KernelOptions::attention`, chosen by the trial), and the invocations of a
+/// workgroup (`flash_invocations`).
+pub fn flash_consts(hs: usize, rows: u32, invocations: u32) -> [(&'static str, u32); 3] {
+    [("HS_MAX", u(hs.div_ceil(4) * 4)), ("ROWS", rows), ("WG", invocations)]
+}
+
+/// One flash workgroup per `invocations` * `rows` rows (queries, or keys for dkv) of one (b, h).
+pub fn flash_tiles(b: usize, t: usize, nh: usize, rows: u32, invocations: u32) -> [u32; 3] {
+    [u(t.div_ceil((invocations * rows) as usize)), u(b * nh), 1]
 }
 
 /// The flash kernels' constants and grid, for the rows an invocation the recorder's options say.
-fn flash_launch(r: &Rec, [b, t, c, nh]: [usize; 4]) -> ([(&'static str, u32); 2], Grid) {
+fn flash_launch(r: &Rec, [b, t, c, nh]: [usize; 4]) -> ([(&'static str, u32); 3], Grid) {
     let rows = r.k.options.attention.0;
-    (flash_consts(c / nh, rows), Grid::Tiles(flash_tiles(b, t, nh, rows)))
+    let invocations = flash_invocations(t, rows);
+    (flash_consts(c / nh, rows, invocations), Grid::Tiles(flash_tiles(b, t, nh, rows, invocations)))
 }
 
 /// out = softmax(q k^T / sqrt(hs), causal) v, per head.

@@ -22,7 +22,7 @@ mod weights;
 
 pub use adapters::GpuLora;
 pub use attention::is_flash as attention_is_flash;
-pub use attention::{flash_consts, flash_tiles};
+pub use attention::{flash_consts, flash_invocations, flash_tiles};
 pub(crate) use forward::{block_forward, embed, final_norm, Attention, Rec};
 pub use layout::{Layout, VocabChunk};
 pub use weights::{GpuWeights, Split};
