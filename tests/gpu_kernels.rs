@@ -816,3 +816,19 @@ fn the_trial_stops_when_asked() {
     assert_eq!(result.err().as_deref(), Some(kiln::gpu::tune::STOPPED));
     assert_eq!(asked.get(), 3, "the trial went on asking after it was told to stop");
 }
+
+/// Pipelines are compiled once a device: a second `Kernels` with the same options (the model
+/// after the trial) takes the first one's, and other bounds checks make a new one.
+#[test]
+fn kernels_share_compiled_pipelines() {
+    let Some(g) = Bench::new() else { return };
+    let options = kiln::gpu::KernelOptions::default();
+    let first = kiln::gpu::Kernels::with(&g.gpu, options);
+    first.pipeline(Kernel::GeluForward);
+    let compiled = g.gpu.pipelines_compiled();
+    kiln::gpu::Kernels::with(&g.gpu, options).pipeline(Kernel::GeluForward);
+    assert_eq!(g.gpu.pipelines_compiled(), compiled, "the same source was compiled twice");
+    kiln::gpu::Kernels::with(&g.gpu, kiln::gpu::KernelOptions { checked: true, ..options })
+        .pipeline(Kernel::GeluForward);
+    assert_eq!(g.gpu.pipelines_compiled(), compiled + 1, "checked and unchecked modules shared a pipeline");
+}

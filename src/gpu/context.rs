@@ -19,6 +19,9 @@ pub struct Gpu {
     kernels: std::cell::OnceCell<std::rc::Rc<super::Kernels>>,
     /// What `kernels` is built with; set by the front end before first use.
     options: std::cell::Cell<super::KernelOptions>,
+    /// Every pipeline compiled on this device, by entry point, source and bounds checks: shared
+    /// by all `Kernels`, so a model reuses what the trial compiled.
+    pub(crate) compiled: std::rc::Rc<super::kernels::PipelineCache>,
 }
 
 /// A device loss or GPU error, as `Gpu::failure` reports it.
@@ -89,12 +92,19 @@ impl Gpu {
             failure,
             kernels: Default::default(),
             options: Default::default(),
+            compiled: Default::default(),
         })
     }
 
     /// The compiled pipelines of every kernel (compiled once per device, on first use).
     pub fn kernels(&self) -> std::rc::Rc<super::Kernels> {
         self.kernels.get_or_init(|| std::rc::Rc::new(super::Kernels::with(self, self.options.get()))).clone()
+    }
+
+    /// Pipelines compiled on this device so far (each source and checks once, whichever
+    /// `Kernels` asked first).
+    pub fn pipelines_compiled(&self) -> usize {
+        self.compiled.compiles.get()
     }
 
     /// Chooses the kernel variants and checks every model on this device will use. Refused once

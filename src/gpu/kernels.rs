@@ -101,13 +101,23 @@ impl Grid {
     }
 }
 
+/// Compiled pipelines by (entry point, source, checked), and how many were compiled.
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    pipelines: std::cell::RefCell<std::collections::HashMap<(&'static str, String, bool), wgpu::ComputePipeline>>,
+    pub compiles: std::cell::Cell<usize>,
+}
+
 /// A kernel's pipeline with some constants rewritten: (kernel, constants, pipeline).
 type Specialised = (Kernel, Vec<(&'static str, u32)>, wgpu::ComputePipeline);
 
-/// All compute pipelines of one device, each compiled on first use (a model compiles only the
-/// kernels it records, and start-up does not wait for the rest).
+/// All compute pipelines of one set of options, each compiled on first use (a model compiles
+/// only the kernels it records, and start-up does not wait for the rest), or taken from the
+/// device's cache where another `Kernels` compiled the same source (the trial's winners: on
+/// SwiftShader the page's first step after its trial came 0.6-2.4 s sooner, BENCHMARKS.md).
 pub struct Kernels {
     device: wgpu::Device,
+    compiled: std::rc::Rc<PipelineCache>,
     pipelines: Vec<std::cell::OnceCell<wgpu::ComputePipeline>>,
     /// Pipelines of kernels with constants rewritten (see `dispatch_specialised`), by kernel
     /// and constants.
@@ -124,7 +134,13 @@ impl Kernels {
     /// The pipelines, built as `options` says.
     pub fn with(gpu: &Gpu, options: KernelOptions) -> Kernels {
         let pipelines = Kernel::ALL.iter().map(|_| Default::default()).collect();
-        Kernels { device: gpu.device.clone(), pipelines, specialised: Default::default(), options }
+        Kernels {
+            device: gpu.device.clone(),
+            compiled: gpu.compiled.clone(),
+            pipelines,
+            specialised: Default::default(),
+            options,
+        }
     }
 
     /// The kernel's pipeline, compiled now if this is its first use.
@@ -143,6 +159,17 @@ impl Kernels {
     }
 
     fn compile_source(&self, k: Kernel, source: std::borrow::Cow<'static, str>) -> wgpu::ComputePipeline {
+        let key = (k.name(), source.to_string(), self.options.checked);
+        if let Some(p) = self.compiled.pipelines.borrow().get(&key) {
+            return p.clone();
+        }
+        let pipeline = self.compile_new(k, source);
+        self.compiled.compiles.set(self.compiled.compiles.get() + 1);
+        self.compiled.pipelines.borrow_mut().insert(key, pipeline.clone());
+        pipeline
+    }
+
+    fn compile_new(&self, k: Kernel, source: std::borrow::Cow<'static, str>) -> wgpu::ComputePipeline {
         let desc = wgpu::ShaderModuleDescriptor { label: Some(k.name()), source: wgpu::ShaderSource::Wgsl(source) };
         let module = if k.trusted() && !self.options.checked && !cfg!(target_arch = "wasm32") {
             // SAFETY: a trusted kernel guards every index with the sizes its `Params` gives, and
