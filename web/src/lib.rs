@@ -144,6 +144,32 @@ where
     })
 }
 
+/// A fresh model and trainer on `text` (char-level), shaped by `config` (see `Session::start`).
+fn new_run(gpu: &Gpu, text: &str, config: &str) -> Result<Run, JsValue> {
+    let tokenizer = Tokenizer::char_level(text).map_err(err)?;
+    let (cfg, train, run) = parse_config(config, Some(tokenizer.vocab_size()))?;
+    let (val_fraction, eval_batches) = (run.val_fraction, run.eval_batches);
+    let data = Dataset::new(tokenizer.encode(text).map_err(err)?, val_fraction, train.seq_len).map_err(err)?;
+    let params = kiln::cpu::init_params(&cfg, train.seed);
+    let trainer = Trainer::new(gpu, cfg, train, data.into(), &params, eval_batches).map_err(err)?;
+    let generator = trainer.generator(gpu);
+    Ok(Run::new(trainer, tokenizer, generator, val_fraction))
+}
+
+/// Compiles the pipelines the default run (the default preset on the embedded corpus) records,
+/// by building it, taking one step and letting it go: the page's first Train then finds them
+/// compiled (on SwiftShader compiling is most of the seconds before a first step). The step's
+/// read-back is the sync point: a browser compiles in its GPU process after the call returns,
+/// and without waiting for it that work (which slows the whole page on a CPU adapter) would
+/// still be running when the visitor presses Train. A failure only means they compile later.
+async fn warm_pipelines(gpu: &Gpu) {
+    if let Ok(mut run) = new_run(gpu, kiln::corpus::DEFAULT_CORPUS, "{}") {
+        if let Some(trainer) = run.trainer.as_mut() {
+            let _ = trainer.step(gpu, true).await;
+        }
+    }
+}
+
 #[wasm_bindgen]
 impl Session {
     /// Opens the GPU with the kernel variants in `tuning` (what `tuning()` gave on an earlier
@@ -183,10 +209,15 @@ impl Session {
     /// `tuning()` once the winners are in use, or to null where no trial was due, it failed
     /// (the defaults stay) or `stop_trial` stopped it. The winners apply only while no model
     /// has been built; the page runs this first, before its visitor can press anything.
+    /// Unless stopped, it then compiles the default run's pipelines with the kernels in use
+    /// (`warm_pipelines`).
     pub fn time_kernels(&self) -> js_sys::Promise {
         let (tuning, stop) = (self.tuning.clone(), self.trial_stop.clone());
         with_state(&self.state, move |s| async move {
             if tuning.borrow()["pending"] != true || stop.get() {
+                if !stop.get() {
+                    warm_pipelines(&s.gpu).await;
+                }
                 return (s, Ok(JsValue::NULL));
             }
             let clock = tune::TrialClock { now: &now_s, stop: &|| stop.get() };
@@ -197,6 +228,9 @@ impl Session {
             let options = trial.options(false);
             if let Err(e) = s.gpu.set_kernel_options(options) {
                 return (s, Err(err(e)));
+            }
+            if !stop.get() {
+                warm_pipelines(&s.gpu).await;
             }
             let mut t = tuning.borrow_mut();
             let key = t["key"].as_str().unwrap_or_default().to_string();
@@ -242,15 +276,9 @@ impl Session {
         let mut guard = self.state.borrow_mut();
         let state = guard.as_mut().ok_or_else(|| err("busy: another GPU operation is still running"))?;
         state.run = None; // frees the previous model's buffers first
-        let tokenizer = Tokenizer::char_level(text).map_err(err)?;
-        let (cfg, train, run) = parse_config(config, Some(tokenizer.vocab_size()))?;
-        let (val_fraction, eval_batches) = (run.val_fraction, run.eval_batches);
-        let data = Dataset::new(tokenizer.encode(text).map_err(err)?, val_fraction, train.seq_len).map_err(err)?;
-        let params = kiln::cpu::init_params(&cfg, train.seed);
-        let trainer = Trainer::new(&state.gpu, cfg, train, data.into(), &params, eval_batches).map_err(err)?;
-        let generator = trainer.generator(&state.gpu);
-        let info = run_info(&trainer);
-        state.run = Some(Run::new(trainer, tokenizer, generator, val_fraction));
+        let run = new_run(&state.gpu, text, config)?;
+        let info = run_info(run.trainer.as_ref().expect("a new run trains"));
+        state.run = Some(run);
         Ok(info)
     }
 
