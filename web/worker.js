@@ -40,7 +40,8 @@ async function start() {
 // A first visit on this adapter: the page is ready at once with the default kernels, and times
 // the candidates while the visitor reads it (seconds on a software GPU, most of it compiling).
 // Any command for the GPU stops the trial at its next candidate; a finished trial's choice is
-// used from then on and kept for the next visit.
+// used from then on and kept for the next visit. Unless stopped, the session then compiles the
+// default run's pipelines (one throwaway step), so that Train's first step need not.
 async function timeKernels() {
   post('timing-kernels');
   try {

@@ -144,8 +144,9 @@ where
     })
 }
 
-/// A fresh model and trainer on `text` (char-level), shaped by `config` (see `Session::start`).
-fn new_run(gpu: &Gpu, text: &str, config: &str) -> Result<Run, JsValue> {
+/// A fresh model and trainer on `text` (char-level), shaped by `config` (see `Session::start`),
+/// and what `start` tells the page about it.
+fn new_run(gpu: &Gpu, text: &str, config: &str) -> Result<(Run, String), JsValue> {
     let tokenizer = Tokenizer::char_level(text).map_err(err)?;
     let (cfg, train, run) = parse_config(config, Some(tokenizer.vocab_size()))?;
     let (val_fraction, eval_batches) = (run.val_fraction, run.eval_batches);
@@ -153,7 +154,8 @@ fn new_run(gpu: &Gpu, text: &str, config: &str) -> Result<Run, JsValue> {
     let params = kiln::cpu::init_params(&cfg, train.seed);
     let trainer = Trainer::new(gpu, cfg, train, data.into(), &params, eval_batches).map_err(err)?;
     let generator = trainer.generator(gpu);
-    Ok(Run::new(trainer, tokenizer, generator, val_fraction))
+    let info = run_info(&trainer);
+    Ok((Run::new(trainer, tokenizer, generator, val_fraction), info))
 }
 
 /// Compiles the pipelines the default run (the default preset on the embedded corpus) records,
@@ -163,7 +165,7 @@ fn new_run(gpu: &Gpu, text: &str, config: &str) -> Result<Run, JsValue> {
 /// and without waiting for it that work (which slows the whole page on a CPU adapter) would
 /// still be running when the visitor presses Train. A failure only means they compile later.
 async fn warm_pipelines(gpu: &Gpu) {
-    if let Ok(mut run) = new_run(gpu, kiln::corpus::DEFAULT_CORPUS, "{}") {
+    if let Ok((mut run, _)) = new_run(gpu, kiln::corpus::DEFAULT_CORPUS, "{}") {
         if let Some(trainer) = run.trainer.as_mut() {
             let _ = trainer.step(gpu, true).await;
         }
@@ -276,8 +278,7 @@ impl Session {
         let mut guard = self.state.borrow_mut();
         let state = guard.as_mut().ok_or_else(|| err("busy: another GPU operation is still running"))?;
         state.run = None; // frees the previous model's buffers first
-        let run = new_run(&state.gpu, text, config)?;
-        let info = run_info(run.trainer.as_ref().expect("a new run trains"));
+        let (run, info) = new_run(&state.gpu, text, config)?;
         state.run = Some(run);
         Ok(info)
     }
