@@ -90,13 +90,14 @@ impl Trial {
 /// the tiles apart on lavapipe), 1024 x 1024 x 256 on GPUs. Large ones on 1024 x 1024 x 512 on
 /// CPU adapters, 2048 x 2048 x 1024 on GPUs, only for the candidates within 2x of the middle
 /// class's best (a large product takes seconds on SwiftShader, and until its trial ends the page
-/// trains with the untimed defaults). LayerNorm runs on 1024 rows of 128 channels (16384 of 768 on a GPU); attention,
-/// forward and backward, on 2 x 4 heads of 256 rows and 64 channels (8 workgroups at 4 rows an
-/// invocation; on a GPU 4 x 12 heads of 1024, GPT-2's). CPU adapters time up to three rounds
-/// of one run (two for small products) after the warm-up and keep the fastest (single runs
-/// chose differently from one trial to the next on lavapipe), a candidate far behind after the
-/// first stopping there (see `time_all`), and one round for large products; GPUs one round of twenty runs in one submit, and large products
-/// three rounds of one run (a slow candidate's twenty could trip a watchdog on a small GPU).
+/// trains with the untimed defaults). LayerNorm runs on 1024 rows of 128 channels (16384 of 768
+/// on a GPU); attention, forward and backward, on 2 x 4 heads of 256 rows and 64 channels (8
+/// workgroups at 4 rows an invocation; on a GPU 4 x 12 heads of 1024, GPT-2's). CPU adapters
+/// time up to three rounds of one run (two for small products) after the warm-up and keep the
+/// fastest (single runs chose differently from one trial to the next on lavapipe), a candidate
+/// far behind after the first stopping there (see `time_all`), and one round for large
+/// products; GPUs one round of twenty runs in one submit, and large products three rounds of
+/// one run (a slow candidate's twenty could trip a watchdog on a small GPU).
 /// Sync points: a read-back of one word after each warm-up and each timed round.
 ///
 /// `stop` is asked before each candidate's program: once it says true the trial ends with
