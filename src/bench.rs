@@ -45,7 +45,7 @@ pub fn matmul(gpu: &Gpu, shape: [usize; 3], trans_a: bool, trans_b: bool) -> OpB
 pub fn matmul_with(gpu: &Gpu, kernels: &Kernels, [m, n, k]: [usize; 3], trans_a: bool, trans_b: bool) -> OpBench {
     let (a, b) = (filled(gpu, "bench a", m * k, 1), filled(gpu, "bench b", k * n, 2));
     let (out, no_bias) = (GpuTensor::zeros(gpu, "bench out", m * n), GpuTensor::zeros(gpu, "no bias", 1));
-    let mut r = Rec::new(gpu, kernels, &no_bias.buffer);
+    let mut r = Rec::new(gpu, kernels, no_bias.bind());
     let p = MatmulParams {
         m: u(m),
         n: u(n),
@@ -54,7 +54,7 @@ pub fn matmul_with(gpu: &Gpu, kernels: &Kernels, [m, n, k]: [usize; 3], trans_a:
         trans_b: trans_b as u32,
         ..Default::default()
     };
-    r.matmul(p, &out.buffer, &a.buffer, &b.buffer, None);
+    r.matmul(p, out.bind(), a.bind(), b.bind(), None);
     let (flops, bytes) = (2.0 * (m * n * k) as f64, 4.0 * (m * k + k * n + m * n) as f64);
     finish("matmul", r, flops, bytes, vec![out, a, b, no_bias.clone()])
 }
@@ -69,11 +69,11 @@ pub fn linear_layer_with(gpu: &Gpu, kernels: &Kernels, [n, ic, oc]: [usize; 3]) 
     let z = |label, len| GpuTensor::zeros(gpu, label, len);
     let (out, dinp, dw, no_bias) =
         (z("bench out", n * oc), z("bench dinp", n * ic), z("bench dw", ic * oc), z("no bias", 1));
-    let mut r = Rec::new(gpu, kernels, &no_bias.buffer);
+    let mut r = Rec::new(gpu, kernels, no_bias.bind());
     let product = |m, nn, k| MatmulParams { m: u(m), n: u(nn), k: u(k), ..Default::default() };
-    r.matmul(product(n, oc, ic), &out.buffer, &inp.buffer, &w.buffer, None);
-    r.matmul(MatmulParams { trans_b: 1, ..product(n, ic, oc) }, &dinp.buffer, &dout.buffer, &w.buffer, None);
-    r.matmul(MatmulParams { trans_a: 1, ..product(ic, oc, n) }, &dw.buffer, &inp.buffer, &dout.buffer, None);
+    r.matmul(product(n, oc, ic), out.bind(), inp.bind(), w.bind(), None);
+    r.matmul(MatmulParams { trans_b: 1, ..product(n, ic, oc) }, dinp.bind(), dout.bind(), w.bind(), None);
+    r.matmul(MatmulParams { trans_a: 1, ..product(ic, oc, n) }, dw.bind(), inp.bind(), dout.bind(), None);
     let flops = 3.0 * 2.0 * (n * ic * oc) as f64;
     // Each of the three reads two of inp, w and dout and writes one (N, C)-sized result.
     let bytes = 4.0 * 3.0 * (n * ic + ic * oc + n * oc) as f64;
@@ -89,10 +89,10 @@ pub fn layernorm_with(gpu: &Gpu, kernels: &Kernels, n: usize, c: usize) -> OpBen
     let z = |label, len| GpuTensor::zeros(gpu, label, len);
     let (out, mean, rstd, dinp, no_bias) =
         (z("bench out", n * c), z("mean", n), z("rstd", n), z("dinp", n * c), z("no bias", 1));
-    let mut r = Rec::new(gpu, kernels, &no_bias.buffer);
-    r.layernorm((&out, &mean, &rstd), &inp, &w.buffer, &bias.buffer, n, c);
+    let mut r = Rec::new(gpu, kernels, no_bias.bind());
+    r.layernorm((&out, &mean, &rstd), &inp, w.bind(), bias.bind(), n, c);
     let (_, backward, grid) = kernels.options.norm.launch(n);
-    let bufs = [&dinp.buffer, &dout.buffer, &inp.buffer, &w.buffer, &mean.buffer, &rstd.buffer];
+    let bufs = [dinp.bind(), dout.bind(), inp.bind(), w.bind(), mean.bind(), rstd.bind()];
     r.push(backward, crate::gpu::params::RowsParams { n: u(n), c: u(c) }, &bufs, grid);
     // About 10 FLOPs per value forward and backward; each (N, C) tensor read or written once.
     let (flops, bytes) = (20.0 * (n * c) as f64, 4.0 * 5.0 * (n * c) as f64);
@@ -128,14 +128,14 @@ pub fn attention_with(gpu: &Gpu, kernels: &Kernels, [b, nh, t, hs]: [usize; 4]) 
         z("bench scratch", scratch),
         z("no bias", 1),
     );
-    let x = AttentionBufs { qkv: &qkv.buffer, out: &out.buffer, kept: &att.buffer };
-    let g = AttentionGrads { dout: &dout.buffer, dqkv: &dqkv.buffer, scratch: &dpre.buffer };
+    let x = AttentionBufs { qkv: qkv.bind(), out: out.bind(), kept: att.bind() };
+    let g = AttentionGrads { dout: dout.bind(), dqkv: dqkv.bind(), scratch: dpre.bind() };
     let shape = [b, t, c, nh];
     // One causal T x T product of hs-long dot products: B NH T(T+1)/2 hs multiply-adds.
     let product = 2.0 * (b * nh * t * (t + 1) / 2 * hs) as f64;
-    let mut fwd = Rec::new(gpu, kernels, &no_bias.buffer);
+    let mut fwd = Rec::new(gpu, kernels, no_bias.bind());
     attention_forward(&mut fwd, &x, shape);
-    let mut bwd = Rec::new(gpu, kernels, &no_bias.buffer);
+    let mut bwd = Rec::new(gpu, kernels, no_bias.bind());
     attention_backward(&mut bwd, &x, &g, shape);
     let io = (b * t * c) as f64 * 4.0;
     let name = if crate::gpt::attention::is_flash(hs) {

@@ -92,13 +92,13 @@ impl Generator {
         };
         let att: Vec<_> = (0..cfg.n_layer).map(|_| z("decode att", nh * t)).collect();
         let caches: Vec<_> = (0..cfg.n_layer).map(|_| (z("cache k", t * c), z("cache v", t * c))).collect();
-        let mut r = Rec::new(gpu, &kernels, &no_bias.buffer);
+        let mut r = Rec::new(gpu, &kernels, no_bias.bind());
         for (part, row0, rows) in &weights.tensors[WTE].parts {
             let params = DecodeEmbedParams { c: u(c), row0: u(*row0), rows: u(*rows) };
             r.push(
                 Kernel::DecodeEmbed,
                 params,
-                &[&x.buffer, &cursor.buffer, &part.buffer, weights.buf(WPE)],
+                &[x.bind(), cursor.bind(), part.bind(), weights.buf(WPE)],
                 Grid::Threads(c),
             );
         }
@@ -113,7 +113,7 @@ impl Generator {
         // The tied LM head over each buffer of wte, into its slice of the logits.
         for (part, row0, rows) in &weights.tensors[WTE].parts {
             let p = MatvecParams { n: u(*rows), k: u(c), trans_b: 1, out_offset: u(*row0), ..Default::default() };
-            r.matvec(p, &logits.buffer, &shared.ln1.buffer, &part.buffer, None);
+            r.matvec(p, logits.bind(), shared.ln1.bind(), part.bind(), None);
         }
         let program = r.prog;
         let buffers = vec![x, proj, shared.ln1, shared.qkv, shared.fch];
@@ -191,7 +191,7 @@ impl Generator {
         // each block's input and output (`residual3`), as in the decode program.
         let acts = block_acts(&mut z, &self.cfg, 1, t);
         let x = acts.residual3.clone();
-        let mut r = Rec::new(gpu, &self.kernels, &self.no_bias.buffer);
+        let mut r = Rec::new(gpu, &self.kernels, self.no_bias.bind());
         embed(&mut r, &self.weights, &x, &tokens, 1, t);
         for (l, (cache_k, cache_v)) in self.caches.iter().enumerate() {
             let attention = Attention::Prefill { t, cache_k, cache_v };

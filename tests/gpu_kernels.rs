@@ -45,7 +45,7 @@ impl Bench {
     }
     /// One dispatch of `kernel` with its `Params` (a typed struct, or plain words in its order).
     fn run<P: bytemuck::Pod>(&self, kernel: Kernel, params: &P, buffers: &[&GpuTensor], groups: [u32; 3]) {
-        let bufs: Vec<_> = buffers.iter().map(|t| &t.buffer).collect();
+        let bufs: Vec<_> = buffers.iter().map(|t| t.bind()).collect();
         let mut prog = Program::default();
         prog.push(self.kernels.dispatch(&self.gpu, kernel, params, &bufs, Grid::Tiles(groups)));
         prog.submit(&self.gpu);
@@ -59,7 +59,7 @@ impl Bench {
         buffers: &[&GpuTensor],
         groups: [u32; 3],
     ) {
-        let bufs: Vec<_> = buffers.iter().map(|t| &t.buffer).collect();
+        let bufs: Vec<_> = buffers.iter().map(|t| t.bind()).collect();
         let mut prog = Program::default();
         prog.push(self.kernels.dispatch_specialised(&self.gpu, kernel, consts, params, &bufs, Grid::Tiles(groups)));
         prog.submit(&self.gpu);
@@ -72,7 +72,7 @@ impl Bench {
         let dummy = self.f(&[0.0]);
         let p = MatmulParams { has_bias: bias.is_some() as u32, ..p };
         let (variant, grid) = self.kernels.matmul_launch(p.m, p.n, p.k);
-        let bufs = [&out.buffer, &a.buffer, &b.buffer, &bias.unwrap_or(&dummy).buffer];
+        let bufs = [out.bind(), a.bind(), b.bind(), bias.unwrap_or(&dummy).bind()];
         let mut prog = Program::default();
         prog.push(self.kernels.dispatch_specialised(
             &self.gpu,
@@ -646,7 +646,7 @@ fn grad_norm_clip_and_adamw() {
                 &g.gpu,
                 Kernel::AdamwUpdate,
                 &params,
-                &[&step_u, &p_g.buffer, &grads_g[i].buffer, &m_g.buffer, &v_g.buffer, &norm_g.buffer],
+                &[(&step_u).into(), p_g.bind(), grads_g[i].bind(), m_g.bind(), v_g.bind(), norm_g.bind()],
                 Grid::Threads(size),
             ));
             prog.submit(&g.gpu);
@@ -687,7 +687,7 @@ fn a_step_with_a_non_finite_loss_or_norm_is_skipped() {
         assert_eq!((flags[2], flags[3]), (skip as u8 as f32, skipped), "case {i}: skip flag and count");
         let params = [size as u32, 0.1f32.to_bits(), 0.9f32.to_bits(), 0.95f32.to_bits(), 1e-8f32.to_bits()];
         let mut prog = Program::default();
-        let bufs = [&step_u, &p_g.buffer, &grad_g.buffer, &m_g.buffer, &v_g.buffer, &norm_g.buffer];
+        let bufs = [(&step_u).into(), p_g.bind(), grad_g.bind(), m_g.bind(), v_g.bind(), norm_g.bind()];
         prog.push(g.kernels.dispatch(&g.gpu, Kernel::AdamwUpdate, &params, &bufs, Grid::Threads(size)));
         prog.submit(&g.gpu);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();

@@ -11,7 +11,7 @@
 
 use super::forward::Rec;
 use crate::gpu::params::*;
-use crate::gpu::{Grid, Kernel};
+use crate::gpu::{Bind, Grid, Kernel};
 
 /// The widest head the flash kernels take (their `HS_MAX`): GPT-2's 64 at every size.
 pub const FLASH_HS_MAX: usize = 64;
@@ -23,19 +23,19 @@ const FLASH_INVOCATIONS_MIN: u32 = 16;
 
 /// The buffers attention reads and writes, forward and backward.
 pub(crate) struct AttentionBufs<'a> {
-    pub qkv: &'a wgpu::Buffer, // (B, T, 3C)
-    pub out: &'a wgpu::Buffer, // (B, T, C)
+    pub qkv: Bind<'a>, // (B, T, 3C)
+    pub out: Bind<'a>, // (B, T, C)
     /// What the forward pass keeps for the backward pass: the log-sum-exp (B, NH, T) of each
     /// row's scores (flash), or the probabilities (B, NH, T, T).
-    pub kept: &'a wgpu::Buffer,
+    pub kept: Bind<'a>,
 }
 
 /// The backward pass's own buffers.
 pub(crate) struct AttentionGrads<'a> {
-    pub dout: &'a wgpu::Buffer, // (B, T, C)
-    pub dqkv: &'a wgpu::Buffer, // (B, T, 3C), written
+    pub dout: Bind<'a>, // (B, T, C)
+    pub dqkv: Bind<'a>, // (B, T, 3C), written
     /// Each row's delta (B, NH, T) (flash), or the score gradients (B, NH, T, T).
-    pub scratch: &'a wgpu::Buffer,
+    pub scratch: Bind<'a>,
 }
 
 /// Whether heads of `hs` channels take the flash kernels.

@@ -9,7 +9,7 @@ use super::attention::{attention_backward, AttentionBufs, AttentionGrads};
 use super::forward::{lm_head_chunk, Rec};
 use super::{GpuGpt, GpuWeights};
 use crate::gpu::params::*;
-use crate::gpu::{Gpu, GpuTensor, Grid, Kernel, Program};
+use crate::gpu::{Bind, Gpu, GpuTensor, Grid, Kernel, Program};
 use crate::model::{block_params, ln_f, WPE, WTE};
 
 impl GpuGpt {
@@ -21,7 +21,7 @@ impl GpuGpt {
         let d = self.acts.scratch.as_ref().expect("training buffers");
         let (b, t, c, nh, n) = (self.b, self.t, cfg.n_embd, cfg.n_head, self.rows());
         let base = if self.lora.is_some() { None } else { Some(grads) };
-        let g = |i: usize| base.map(|g| &g.tensors[i].whole().buffer);
+        let g = |i: usize| base.map(|g| g.tensors[i].whole().bind());
         // A projection's backward, then its adapter's: dx, dout, x, the weight's table index.
         let linear = |r: &mut Rec, (dx, dout, x): (&GpuTensor, &GpuTensor, &GpuTensor), wi: usize, ic, oc| {
             let dparams = g(wi).zip(g(wi + 1));
@@ -31,7 +31,7 @@ impl GpuGpt {
             }
         };
         let mut r = self.rec(gpu);
-        r.prog.clear_first(&d.dresidual.buffer);
+        r.prog.clear_first(&d.dresidual);
         // LM head and loss, one vocabulary chunk at a time, last first: the forward pass left the
         // last chunk's logits in place, the others are made again. For each chunk:
         // dlogits = (softmax - onehot) * dloss; dlnf += dlogits @ wte[chunk];
@@ -41,7 +41,7 @@ impl GpuGpt {
                 lm_head_chunk(&mut r, w, &s.logits, &s.lnf, chunk, n);
             }
             let params = ClassifierBackwardParams { n: u(n), vc: u(chunk.width), v0: u(chunk.v0) };
-            let bufs = [&s.logits.buffer, &s.stats.buffer, &s.targets.buffer, &s.loss.buffer];
+            let bufs = [s.logits.bind(), s.stats.bind(), s.targets.bind(), s.loss.bind()];
             r.push(Kernel::ClassifierBackward, params, &bufs, Grid::Threads(n * chunk.width));
             let wte = &w.tensors[WTE].parts[chunk.part].0;
             let first = i + 1 == self.chunks.len();
@@ -53,7 +53,7 @@ impl GpuGpt {
                 b_offset: u(chunk.local0 * c),
                 ..Default::default()
             };
-            r.matmul(p, &d.dln.buffer, &s.logits.buffer, &wte.buffer, None);
+            r.matmul(p, d.dln.bind(), s.logits.bind(), wte.bind(), None);
             let Some(base) = base else { continue };
             let dwte = &base.tensors[WTE].parts[chunk.part].0;
             let p = MatmulParams {
@@ -64,7 +64,7 @@ impl GpuGpt {
                 out_offset: u(chunk.local0 * c),
                 ..Default::default()
             };
-            r.matmul(p, &dwte.buffer, &s.logits.buffer, &s.lnf.buffer, None);
+            r.matmul(p, dwte.bind(), s.logits.bind(), s.lnf.bind(), None);
         }
         let f = ln_f(cfg);
         let last = &self.acts.blocks[cfg.n_layer - 1].residual3;
@@ -78,7 +78,7 @@ impl GpuGpt {
             r.push(
                 Kernel::GeluBackward,
                 CountParams { n: u(count) },
-                &[&d.dfch.buffer, &a.fch.buffer, &d.dfch_gelu.buffer],
+                &[d.dfch.bind(), a.fch.bind(), d.dfch_gelu.bind()],
                 Grid::Threads(count),
             );
             // MLP expansion: fch = ln2 @ W + b.
@@ -86,8 +86,8 @@ impl GpuGpt {
             self.layernorm_backward(&mut r, base, p.ln_2_w, &a.residual2, &a.ln2_mean, &a.ln2_rstd);
             // Attention projection: out = atty @ W + b.
             linear(&mut r, (&d.datty, &d.dresidual, &a.atty), p.attn_proj_w, c, c);
-            let x = AttentionBufs { qkv: &a.qkv.buffer, out: &a.atty.buffer, kept: &a.att.buffer };
-            let g = AttentionGrads { dout: &d.datty.buffer, dqkv: &d.dqkv.buffer, scratch: &d.dpreatt.buffer };
+            let x = AttentionBufs { qkv: a.qkv.bind(), out: a.atty.bind(), kept: a.att.bind() };
+            let g = AttentionGrads { dout: d.datty.bind(), dqkv: d.dqkv.bind(), scratch: d.dpreatt.bind() };
             attention_backward(&mut r, &x, &g, [b, t, c, nh]);
             // Fused q,k,v projection: qkv = ln1 @ W + b.
             linear(&mut r, (&d.dln, &d.dqkv, &a.ln1), p.c_attn_w, c, 3 * c);
@@ -99,7 +99,7 @@ impl GpuGpt {
         r.push(
             Kernel::EncoderBackwardWpe,
             params,
-            &[&base.tensors[WPE].whole().buffer, &d.dresidual.buffer],
+            &[base.tensors[WPE].whole().bind(), d.dresidual.bind()],
             Grid::Threads(t * c),
         );
         for (dwte, row0, rows) in &base.tensors[WTE].parts {
@@ -107,7 +107,7 @@ impl GpuGpt {
             r.push(
                 Kernel::EncoderBackwardWte,
                 params,
-                &[&dwte.buffer, &d.dresidual.buffer, &d.buckets.buffer],
+                &[dwte.bind(), d.dresidual.bind(), d.buckets.bind()],
                 Grid::Threads(n * c),
             );
         }
@@ -129,12 +129,12 @@ impl GpuGpt {
         let d = self.acts.scratch.as_ref().expect("training buffers");
         let (n, c) = (self.rows(), self.cfg.n_embd);
         let params = RowsParams { n: u(n), c: u(c) };
-        let bufs = [&d.dresidual.buffer, &d.dln.buffer, &inp.buffer, self.weights.buf(w), &mean.buffer, &rstd.buffer];
+        let bufs = [d.dresidual.bind(), d.dln.bind(), inp.bind(), self.weights.buf(w), mean.bind(), rstd.bind()];
         let (_, kernel, grid) = r.k.options.norm.launch(n);
         r.push(kernel, params, &bufs, grid);
         let Some(grads) = grads else { return };
-        let (dw, db) = (&grads.tensors[w].whole().buffer, &grads.tensors[w + 1].whole().buffer);
-        let bufs = [dw, db, &d.dln.buffer, &inp.buffer, &mean.buffer, &rstd.buffer];
+        let (dw, db) = (grads.tensors[w].whole().bind(), grads.tensors[w + 1].whole().bind());
+        let bufs = [dw, db, d.dln.bind(), inp.bind(), mean.bind(), rstd.bind()];
         r.push(Kernel::LayernormBackwardDparams, params, &bufs, Grid::Groups(c.div_ceil(COLUMNS_PER_GROUP)));
     }
 }
@@ -146,23 +146,23 @@ impl GpuGpt {
 fn linear_backward(
     r: &mut Rec,
     dinp: &GpuTensor,
-    dparams: Option<(&wgpu::Buffer, &wgpu::Buffer)>,
+    dparams: Option<(Bind<'_>, Bind<'_>)>,
     dout: &GpuTensor,
     inp: &GpuTensor,
-    weight: &wgpu::Buffer,
+    weight: Bind<'_>,
     n: usize,
     ic: usize,
     oc: usize,
 ) {
     let p = MatmulParams { m: u(n), n: u(ic), k: u(oc), trans_b: 1, ..Default::default() };
-    r.matmul(p, &dinp.buffer, &dout.buffer, weight, None);
+    r.matmul(p, dinp.bind(), dout.bind(), weight, None);
     let Some((dweight, dbias)) = dparams else { return };
     let p = MatmulParams { m: u(ic), n: u(oc), k: u(n), trans_a: 1, ..Default::default() };
-    r.matmul(p, dweight, &inp.buffer, &dout.buffer, None);
+    r.matmul(p, dweight, inp.bind(), dout.bind(), None);
     r.push(
         Kernel::MatmulBackwardBias,
         BiasBackwardParams { n: u(n), oc: u(oc) },
-        &[dbias, &dout.buffer],
+        &[dbias, dout.bind()],
         Grid::Groups(oc.div_ceil(COLUMNS_PER_GROUP)),
     );
 }

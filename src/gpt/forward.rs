@@ -7,7 +7,7 @@
 use super::attention::{attention_forward, AttentionBufs};
 use super::{BlockActs, GpuLora, GpuWeights, VocabChunk};
 use crate::gpu::params::*;
-use crate::gpu::{Gpu, GpuTensor, Grid, Kernel, Kernels, Program};
+use crate::gpu::{Bind, Gpu, GpuTensor, Grid, Kernel, Kernels, Program};
 use crate::model::{block_params, ln_f, WPE, WTE};
 
 /// Builds one program: dispatches with their parameters, bindings and grids.
@@ -15,16 +15,16 @@ pub(crate) struct Rec<'a> {
     pub gpu: &'a Gpu,
     pub k: &'a Kernels,
     /// Bound where a matmul has no bias (WebGPU bindings cannot be empty).
-    pub no_bias: &'a wgpu::Buffer,
+    pub no_bias: Bind<'a>,
     pub prog: Program,
 }
 
 impl<'a> Rec<'a> {
-    pub fn new(gpu: &'a Gpu, k: &'a Kernels, no_bias: &'a wgpu::Buffer) -> Rec<'a> {
+    pub fn new(gpu: &'a Gpu, k: &'a Kernels, no_bias: Bind<'a>) -> Rec<'a> {
         Rec { gpu, k, no_bias, prog: Program::default() }
     }
 
-    pub fn push<P: bytemuck::Pod>(&mut self, kernel: Kernel, params: P, bufs: &[&wgpu::Buffer], grid: Grid) {
+    pub fn push<P: bytemuck::Pod>(&mut self, kernel: Kernel, params: P, bufs: &[Bind<'_>], grid: Grid) {
         self.prog.push(self.k.dispatch(self.gpu, kernel, &params, bufs, grid));
     }
 
@@ -34,21 +34,14 @@ impl<'a> Rec<'a> {
         kernel: Kernel,
         consts: &[(&'static str, u32)],
         params: P,
-        bufs: &[&wgpu::Buffer],
+        bufs: &[Bind<'_>],
         grid: Grid,
     ) {
         self.prog.push(self.k.dispatch_specialised(self.gpu, kernel, consts, &params, bufs, grid));
     }
 
     /// out (M, N) = op(a) @ op(b) (+ bias); see matmul.wgsl for the layouts and offsets.
-    pub fn matmul(
-        &mut self,
-        p: MatmulParams,
-        out: &wgpu::Buffer,
-        a: &wgpu::Buffer,
-        b: &wgpu::Buffer,
-        bias: Option<&wgpu::Buffer>,
-    ) {
+    pub fn matmul(&mut self, p: MatmulParams, out: Bind<'_>, a: Bind<'_>, b: Bind<'_>, bias: Option<Bind<'_>>) {
         let (variant, grid) = self.k.matmul_launch(p.m, p.n, p.k);
         let p = MatmulParams { has_bias: bias.is_some() as u32, ..p };
         self.push_specialised(
@@ -61,14 +54,7 @@ impl<'a> Rec<'a> {
     }
 
     /// out (N) = a (K) @ op(b) (+ bias) for one row; see matvec.wgsl.
-    pub fn matvec(
-        &mut self,
-        p: MatvecParams,
-        out: &wgpu::Buffer,
-        a: &wgpu::Buffer,
-        b: &wgpu::Buffer,
-        bias: Option<&wgpu::Buffer>,
-    ) {
+    pub fn matvec(&mut self, p: MatvecParams, out: Bind<'_>, a: Bind<'_>, b: Bind<'_>, bias: Option<Bind<'_>>) {
         let p = MatvecParams { has_bias: bias.is_some() as u32, ..p };
         let grid = Grid::Threads(p.n as usize);
         self.push(Kernel::Matvec, p, &[out, a, b, bias.unwrap_or(self.no_bias)], grid);
@@ -81,29 +67,29 @@ impl<'a> Rec<'a> {
         let (wb, bias) = (w.buf(weight), Some(w.buf(weight + 1)));
         if n == 1 {
             let p = MatvecParams { n: u(oc), k: u(ic), ..Default::default() };
-            return self.matvec(p, &out.buffer, &inp.buffer, wb, bias);
+            return self.matvec(p, out.bind(), inp.bind(), wb, bias);
         }
         let p = MatmulParams { m: u(n), n: u(oc), k: u(ic), ..Default::default() };
-        self.matmul(p, &out.buffer, &inp.buffer, wb, bias);
+        self.matmul(p, out.bind(), inp.bind(), wb, bias);
     }
 
     pub fn layernorm(
         &mut self,
         a: (&GpuTensor, &GpuTensor, &GpuTensor),
         inp: &GpuTensor,
-        w: &wgpu::Buffer,
-        b: &wgpu::Buffer,
+        w: Bind<'_>,
+        b: Bind<'_>,
         n: usize,
         c: usize,
     ) {
         let (out, mean, rstd) = a;
-        let bufs = [&out.buffer, &mean.buffer, &rstd.buffer, &inp.buffer, w, b];
+        let bufs = [out.bind(), mean.bind(), rstd.bind(), inp.bind(), w, b];
         let (kernel, _, grid) = self.k.options.norm.launch(n);
         self.push(kernel, RowsParams { n: u(n), c: u(c) }, &bufs, grid);
     }
 
     pub fn residual(&mut self, out: &GpuTensor, a: &GpuTensor, b: &GpuTensor, count: usize) {
-        let bufs = [&out.buffer, &a.buffer, &b.buffer];
+        let bufs = [out.bind(), a.bind(), b.bind()];
         self.push(Kernel::ResidualForward, CountParams { n: u(count) }, &bufs, Grid::Threads(count));
     }
 }
@@ -149,20 +135,20 @@ pub(crate) fn block_forward(
     linear(r, &a.qkv, &a.ln1, p.c_attn_w, [n, c, 3 * c]);
     match attention {
         Attention::Full { b, t } => {
-            let bufs = AttentionBufs { qkv: &a.qkv.buffer, out: &a.atty.buffer, kept: &a.att.buffer };
+            let bufs = AttentionBufs { qkv: a.qkv.bind(), out: a.atty.bind(), kept: a.att.bind() };
             attention_forward(r, &bufs, [*b, *t, c, nh]);
         }
         Attention::Prefill { t, cache_k, cache_v } => {
-            let bufs = AttentionBufs { qkv: &a.qkv.buffer, out: &a.atty.buffer, kept: &a.att.buffer };
+            let bufs = AttentionBufs { qkv: a.qkv.bind(), out: a.atty.bind(), kept: a.att.bind() };
             attention_forward(r, &bufs, [1, *t, c, nh]);
-            let bufs = [&cache_k.buffer, &cache_v.buffer, &a.qkv.buffer];
+            let bufs = [cache_k.bind(), cache_v.bind(), a.qkv.bind()];
             r.push(Kernel::KvStoreRows, KvStoreRowsParams { c: u(c), rows: u(*t) }, &bufs, Grid::Threads(t * c));
         }
         Attention::Decode { cache_k, cache_v, cursor, max_t } => {
-            let bufs = [&cache_k.buffer, &cache_v.buffer, &a.qkv.buffer, &cursor.buffer];
+            let bufs = [cache_k.bind(), cache_v.bind(), a.qkv.bind(), cursor.bind()];
             r.push(Kernel::KvAppend, KvAppendParams { c: u(c) }, &bufs, Grid::Threads(c));
             let params = AttentionDecodeParams { c: u(c), nh: u(nh), max_t: u(*max_t) };
-            let bufs = [&a.atty.buffer, &a.att.buffer, &a.qkv.buffer, &cache_k.buffer, &cache_v.buffer, &cursor.buffer];
+            let bufs = [a.atty.bind(), a.att.bind(), a.qkv.bind(), cache_k.bind(), cache_v.bind(), cursor.bind()];
             // The head size and count compiled in: see attention_decode.wgsl for why.
             let consts = [("HS", u(c / nh)), ("NH", u(nh))];
             r.push_specialised(Kernel::AttentionDecode, &consts, params, &bufs, Grid::Threads(nh));
@@ -173,12 +159,7 @@ pub(crate) fn block_forward(
     r.layernorm((&a.ln2, &a.ln2_mean, &a.ln2_rstd), &a.residual2, w.buf(p.ln_2_w), w.buf(p.ln_2_b), n, c);
     linear(r, &a.fch, &a.ln2, p.c_fc_w, [n, c, 4 * c]);
     let count = n * 4 * c;
-    r.push(
-        Kernel::GeluForward,
-        CountParams { n: u(count) },
-        &[&a.fch_gelu.buffer, &a.fch.buffer],
-        Grid::Threads(count),
-    );
+    r.push(Kernel::GeluForward, CountParams { n: u(count) }, &[a.fch_gelu.bind(), a.fch.bind()], Grid::Threads(count));
     linear(r, proj, &a.fch_gelu, p.mlp_proj_w, [n, 4 * c, c]);
     r.residual(&a.residual3, &a.residual2, proj, n * c);
 }
@@ -188,7 +169,7 @@ pub(crate) fn embed(r: &mut Rec, w: &GpuWeights, out: &GpuTensor, tokens: &GpuTe
     let c = w.cfg.n_embd;
     for (part, row0, rows) in &w.tensors[WTE].parts {
         let params = EncoderParams { b: u(b), t: u(t), c: u(c), row0: u(*row0), rows: u(*rows) };
-        let bufs = [&out.buffer, &tokens.buffer, &part.buffer, w.buf(WPE)];
+        let bufs = [out.bind(), tokens.bind(), part.bind(), w.buf(WPE)];
         r.push(Kernel::EncoderForward, params, &bufs, Grid::Threads(b * t * c));
     }
 }
@@ -225,7 +206,7 @@ pub(crate) fn lm_head_chunk(
         b_offset: u(chunk.local0 * c),
         ..Default::default()
     };
-    r.matmul(p, &logits.buffer, &lnf.buffer, &part.buffer, None);
+    r.matmul(p, logits.bind(), lnf.bind(), part.bind(), None);
 }
 
 /// Softmax statistics of one chunk of logits merged into `stats` (see classifier_stats.wgsl).
@@ -240,5 +221,5 @@ pub(crate) fn classifier_stats(
 ) {
     let params = ClassifierStatsParams { n: u(n), vc: u(chunk.width), v0: u(chunk.v0), first: first as u32 };
     let (kernel, grid) = r.k.options.norm.classifier_stats(n);
-    r.push(kernel, params, &[&stats.buffer, &logits.buffer, &targets.buffer], grid);
+    r.push(kernel, params, &[stats.bind(), logits.bind(), targets.bind()], grid);
 }

@@ -387,7 +387,7 @@ impl GpuGpt {
         self.submit(gpu, &[&self.forward], false).await?;
         let mut out = vec![0.0; n * v];
         for chunk in &self.chunks {
-            let mut r = Rec::new(gpu, &self.kernels, &self.acts.s.no_bias.buffer);
+            let mut r = Rec::new(gpu, &self.kernels, self.acts.s.no_bias.bind());
             forward::lm_head_chunk(&mut r, &self.weights, &self.acts.s.logits, &self.acts.s.lnf, chunk, n);
             r.prog.submit(gpu);
             let part = self.acts.s.logits.read_f32(gpu).await?;
@@ -408,7 +408,7 @@ impl GpuGpt {
 
     /// Summed loss and the number of targets that count, over several batches. Sync point.
     pub async fn eval_sum(&self, gpu: &Gpu, batches: &[(Vec<u32>, Vec<u32>)]) -> Result<(f64, f64), String> {
-        gpu.queue.write_buffer(&self.acts.s.eval_sum.buffer, 0, bytemuck::cast_slice(&[0f32; 2]));
+        self.acts.s.eval_sum.write_f32(gpu, &[0.0; 2]);
         for (i, (tokens, targets)) in batches.iter().enumerate() {
             self.upload_batch(gpu, tokens, targets);
             self.submit(gpu, &[&self.forward, &self.eval], false).await?;
@@ -430,9 +430,9 @@ impl GpuGpt {
             p.encode(&mut encoder);
         }
         if read_loss {
-            encoder.copy_buffer_to_buffer(&self.acts.s.loss.buffer, 0, &self.loss_staging, 0, 8);
+            self.acts.s.loss.copy_out(&mut encoder, &self.loss_staging, 0, 8);
             if let Some(scratch) = &self.acts.scratch {
-                encoder.copy_buffer_to_buffer(&scratch.norm.buffer, 0, &self.loss_staging, 8, 16);
+                scratch.norm.copy_out(&mut encoder, &self.loss_staging, 8, 16);
             }
         }
         gpu.queue.submit([encoder.finish()]);
@@ -482,7 +482,7 @@ impl GpuGpt {
     }
 
     fn rec<'a>(&'a self, gpu: &'a Gpu) -> Rec<'a> {
-        Rec::new(gpu, &self.kernels, &self.acts.s.no_bias.buffer)
+        Rec::new(gpu, &self.kernels, self.acts.s.no_bias.bind())
     }
 
     /// Embeddings, every block, the final norm and the LM head's softmax statistics, chunk by
@@ -512,7 +512,7 @@ impl GpuGpt {
         let mut r = self.rec(gpu);
         let out = if accumulate { &s.eval_sum } else { &s.loss };
         let params = ClassifierLossParams { n: u(n), accumulate: accumulate as u32 };
-        let bufs = [&out.buffer, &s.losses.buffer, &s.stats.buffer, &s.targets.buffer];
+        let bufs = [out.bind(), s.losses.bind(), s.stats.bind(), s.targets.bind()];
         r.push(Kernel::ClassifierLoss, params, &bufs, Grid::Tiles([1, 1, 1]));
         r.prog
     }
@@ -533,18 +533,13 @@ impl GpuGpt {
         let parts = grads.tensors.iter().flat_map(|g| g.parts.iter());
         for ((g, _, _), (slot, groups)) in parts.zip(&slots) {
             let params = GradNormPartialParams { numel: u(g.len), slot: *slot };
-            r.push(
-                Kernel::GradNormPartial,
-                params,
-                &[&scratch.partials.buffer, &g.buffer],
-                Grid::Tiles([*groups, 1, 1]),
-            );
+            r.push(Kernel::GradNormPartial, params, &[scratch.partials.bind(), g.bind()], Grid::Tiles([*groups, 1, 1]));
         }
         let params = GradNormFinalizeParams { count: u(scratch.partials.len), max_norm: train.grad_clip };
         r.push(
             Kernel::GradNormFinalize,
             params,
-            &[&scratch.norm.buffer, &scratch.partials.buffer, &self.acts.s.loss.buffer],
+            &[scratch.norm.bind(), scratch.partials.bind(), self.acts.s.loss.bind()],
             Grid::Tiles([1, 1, 1]),
         );
         for (i, spec) in params_w.table.iter().enumerate() {
@@ -559,7 +554,7 @@ impl GpuGpt {
                     beta2: train.beta2,
                     eps: train.eps,
                 };
-                let bufs = [step_uniform, &p.buffer, &g.buffer, &mm.buffer, &vv.buffer, &scratch.norm.buffer];
+                let bufs = [step_uniform.into(), p.bind(), g.bind(), mm.bind(), vv.bind(), scratch.norm.bind()];
                 r.push(Kernel::AdamwUpdate, params, &bufs, Grid::Threads(p.len));
             }
         }

@@ -4,7 +4,7 @@
 
 use super::Layout;
 use crate::config::ModelConfig;
-use crate::gpu::{Gpu, GpuTensor};
+use crate::gpu::{Bind, Gpu, GpuTensor};
 use crate::model::{param_table, ParamSpec, WTE};
 
 /// One tensor held by one or more buffers, split along its first dimension.
@@ -118,7 +118,7 @@ impl GpuWeights {
     }
 
     /// The single buffer of table entry `i` (any tensor but a split `wte`).
-    pub fn buf(&self, i: usize) -> &wgpu::Buffer {
-        &self.tensors[i].whole().buffer
+    pub fn buf(&self, i: usize) -> Bind<'_> {
+        self.tensors[i].whole().bind()
     }
 }

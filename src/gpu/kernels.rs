@@ -4,8 +4,9 @@
 //! (`shaders/layernorm_forward.wgsl` ~ `cpu::layernorm_forward`). Bindings follow one rule:
 //! binding 0 is the kernel's `Params` uniform, then the buffers in the CPU twin's argument order.
 
+use super::tensor::{uniform, Bind, GpuTensor};
 use super::variants::{KernelOptions, MatmulVariant};
-use super::{tensor::uniform, Gpu};
+use super::Gpu;
 
 macro_rules! kernels {
     ($($variant:ident => $name:literal, $group:literal;)*) => {
@@ -210,7 +211,7 @@ impl Kernels {
         gpu: &Gpu,
         kernel: Kernel,
         params: &P,
-        buffers: &[&wgpu::Buffer],
+        buffers: &[Bind<'_>],
         grid: Grid,
     ) -> Dispatch {
         self.dispatch_on(gpu, kernel, self.pipeline(kernel).clone(), params, buffers, grid)
@@ -225,7 +226,7 @@ impl Kernels {
         kernel: Kernel,
         consts: &[(&'static str, u32)],
         params: &P,
-        buffers: &[&wgpu::Buffer],
+        buffers: &[Bind<'_>],
         grid: Grid,
     ) -> Dispatch {
         if consts.is_empty() {
@@ -247,7 +248,7 @@ impl Kernels {
         kernel: Kernel,
         pipeline: wgpu::ComputePipeline,
         params: &P,
-        buffers: &[&wgpu::Buffer],
+        buffers: &[Bind<'_>],
         grid: Grid,
     ) -> Dispatch {
         let workgroups = grid.workgroups(kernel);
@@ -255,7 +256,7 @@ impl Kernels {
             uniform(gpu, kernel.name(), &bytemuck::pod_collect_to_vec::<u8, u32>(bytemuck::bytes_of(params)));
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: params_buffer.as_entire_binding() }];
         for (i, b) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() });
+            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.resource() });
         }
         let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(kernel.name()),
@@ -279,7 +280,7 @@ pub struct Dispatch {
 #[derive(Default)]
 pub struct Program {
     pub dispatches: Vec<Dispatch>,
-    pub clears: Vec<wgpu::Buffer>,
+    pub clears: Vec<GpuTensor>,
 }
 
 impl Program {
@@ -287,15 +288,15 @@ impl Program {
         self.dispatches.push(d);
     }
 
-    /// Zeroes `buffer` before each run of this program (for kernels that add into it).
-    pub fn clear_first(&mut self, buffer: &wgpu::Buffer) {
-        self.clears.push(buffer.clone());
+    /// Zeroes `tensor` before each run of this program (for kernels that add into it).
+    pub fn clear_first(&mut self, tensor: &GpuTensor) {
+        self.clears.push(tensor.clone());
     }
 
     /// Records this program into `encoder`: its clears, then one compute pass.
     pub fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
-        for b in &self.clears {
-            encoder.clear_buffer(b, 0, None);
+        for t in &self.clears {
+            t.clear(encoder);
         }
         let mut pass =
             encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("kiln"), timestamp_writes: None });

@@ -14,7 +14,7 @@ mod variants;
 pub use context::{Gpu, NO_ADAPTER_HELP};
 pub use kernels::{grid_1d, Dispatch, Grid, Kernel, Kernels, Program, SHADERS};
 pub use profile::{by_kernel, profile};
-pub use tensor::{map_and_read, read_bytes, uniform, GpuTensor};
+pub use tensor::{map_and_read, read_bytes, uniform, Bind, GpuTensor};
 pub use variants::{
     rewrite_consts, specialise, unrolled_entry, AttentionRows, KernelOptions, MatmulVariant, NormVariant, Tile,
     LARGE_MATMUL_WORK, SMALL_MATMUL_WORK,

@@ -37,8 +37,8 @@ pub async fn profile(gpu: &Gpu, programs: &[&Program]) -> Result<Option<Vec<(Ker
     let mut encoder = gpu.device.create_command_encoder(&Default::default());
     let mut i = 0;
     for program in programs {
-        for b in &program.clears {
-            encoder.clear_buffer(b, 0, None);
+        for t in &program.clears {
+            t.clear(&mut encoder);
         }
         for d in &program.dispatches {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {

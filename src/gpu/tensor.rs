@@ -1,16 +1,42 @@
 //! Buffers on the GPU: creation, upload, and the one way to read data back.
 //!
-//! A `GpuTensor` is a storage buffer of f32 or u32 words with its length. Reading back goes
-//! through a staging buffer and waits for the GPU: every call of `read_*` is a sync point.
+//! A `GpuTensor` is a range of f32 or u32 words in a storage buffer: a buffer of its own, or a
+//! place in an arena shared with other tensors (see `gpt::weights`), so that one dispatch can
+//! update every parameter. Kernels bind it through `bind()`, which covers its range only.
+//! Reading back goes through a staging buffer and waits for the GPU: every call of `read_*` is
+//! a sync point.
 
 use super::Gpu;
 use wgpu::util::DeviceExt;
 
 #[derive(Clone)]
 pub struct GpuTensor {
-    pub buffer: wgpu::Buffer,
+    buffer: wgpu::Buffer,
+    /// Where the tensor starts in `buffer`, in bytes (0 unless it lives in an arena).
+    offset: u64,
     /// Length in 4-byte words.
     pub len: usize,
+}
+
+/// A range of a buffer that a kernel binds: a tensor's, or a whole buffer's (a uniform).
+#[derive(Clone, Copy)]
+pub struct Bind<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub offset: u64,
+    /// Bytes; None binds to the end of the buffer.
+    pub size: Option<std::num::NonZeroU64>,
+}
+
+impl<'a> From<&'a wgpu::Buffer> for Bind<'a> {
+    fn from(buffer: &'a wgpu::Buffer) -> Bind<'a> {
+        Bind { buffer, offset: 0, size: None }
+    }
+}
+
+impl Bind<'_> {
+    pub fn resource(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: self.buffer, offset: self.offset, size: self.size })
+    }
 }
 
 const STORAGE: wgpu::BufferUsages =
@@ -26,7 +52,25 @@ impl GpuTensor {
             usage: STORAGE,
             mapped_at_creation: false,
         });
-        GpuTensor { buffer, len }
+        GpuTensor { buffer, offset: 0, len }
+    }
+
+    /// `len` words of `arena` from word `offset`, which the caller has aligned to the adapter's
+    /// `min_storage_buffer_offset_alignment`.
+    pub fn in_arena(arena: &wgpu::Buffer, offset: usize, len: usize) -> GpuTensor {
+        GpuTensor { buffer: arena.clone(), offset: offset as u64 * 4, len }
+    }
+
+    /// The tensor's range, for a kernel's binding. A zero-length tensor binds one word.
+    pub fn bind(&self) -> Bind<'_> {
+        let size = std::num::NonZeroU64::new(self.len.max(1) as u64 * 4);
+        Bind { buffer: &self.buffer, offset: self.offset, size }
+    }
+
+    /// Records a copy of `bytes` bytes from the tensor's start into `dst` at `dst_offset`.
+    pub fn copy_out(&self, encoder: &mut wgpu::CommandEncoder, dst: &wgpu::Buffer, dst_offset: u64, bytes: u64) {
+        assert!(bytes <= self.len as u64 * 4, "copy of {bytes} bytes out of {} words", self.len);
+        encoder.copy_buffer_to_buffer(&self.buffer, self.offset, dst, dst_offset, bytes);
     }
 
     pub fn from_f32(gpu: &Gpu, label: &str, data: &[f32]) -> GpuTensor {
@@ -44,23 +88,34 @@ impl GpuTensor {
             contents: &contents,
             usage: STORAGE,
         });
-        GpuTensor { buffer, len }
+        GpuTensor { buffer, offset: 0, len }
     }
 
     pub fn write_f32(&self, gpu: &Gpu, data: &[f32]) {
         assert!(data.len() <= self.len.max(1), "write of {} words into {}", data.len(), self.len);
-        gpu.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
+        gpu.queue.write_buffer(&self.buffer, self.offset, bytemuck::cast_slice(data));
     }
 
     pub fn write_u32(&self, gpu: &Gpu, data: &[u32]) {
         assert!(data.len() <= self.len.max(1), "write of {} words into {}", data.len(), self.len);
-        gpu.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
+        gpu.queue.write_buffer(&self.buffer, self.offset, bytemuck::cast_slice(data));
     }
 
     /// Copies the whole tensor to the CPU. Sync point: waits for all submitted work.
     pub async fn read_f32(&self, gpu: &Gpu) -> Result<Vec<f32>, String> {
-        let bytes = read_bytes(gpu, &self.buffer, 0, (self.len * 4) as u64).await?;
+        self.read_first_f32(gpu, self.len).await
+    }
+
+    /// Copies the first `words` words to the CPU. Sync point: waits for all submitted work.
+    pub async fn read_first_f32(&self, gpu: &Gpu, words: usize) -> Result<Vec<f32>, String> {
+        assert!(words <= self.len, "read of {words} words out of {}", self.len);
+        let bytes = read_bytes(gpu, &self.buffer, self.offset, (words * 4) as u64).await?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Records zeroing the tensor's range.
+    pub fn clear(&self, encoder: &mut wgpu::CommandEncoder) {
+        encoder.clear_buffer(&self.buffer, self.offset, Some(self.len.max(1) as u64 * 4));
     }
 }
 

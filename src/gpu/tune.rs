@@ -4,7 +4,7 @@
 //! The front end supplies the clock (the core has none) and keeps the answer per adapter, so
 //! the trial runs once.
 
-use super::{read_bytes, AttentionRows, Gpu, Kernel, KernelOptions, Kernels, MatmulVariant, NormVariant};
+use super::{AttentionRows, Gpu, Kernel, KernelOptions, Kernels, MatmulVariant, NormVariant};
 use crate::bench::OpBench;
 
 /// Raise when `time_candidates` changes what it times or how it chooses: cached choices made
@@ -179,7 +179,7 @@ async fn time_all<V: Copy>(
         }
         let now = clock.now;
         bench.program.submit(gpu);
-        read_bytes(gpu, &bench.out.buffer, 0, 4).await?;
+        bench.out.read_first_f32(gpu, 1).await?;
         time_rounds(gpu, bench, rounds_reps, now).await
     }
     let mut times: Vec<Vec<f64>> = Vec::new();
@@ -219,7 +219,7 @@ async fn time_rounds(
             bench.program.encode(&mut encoder);
         }
         gpu.queue.submit([encoder.finish()]);
-        read_bytes(gpu, &bench.out.buffer, 0, 4).await?;
+        bench.out.read_first_f32(gpu, 1).await?;
         best = best.min((now() - start) / reps as f64);
     }
     Ok(best)
