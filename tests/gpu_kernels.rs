@@ -596,65 +596,63 @@ fn classifier_in_chunks() {
 }
 
 #[test]
-fn grad_norm_clip_and_adamw() {
+fn grad_norm_clip_and_adamw_over_one_arena() {
     let Some(g) = Bench::new() else { return };
-    // Two tensors, one decayed: the norm spans both; clipping is active (norm > 1).
+    // Two tensors in one arena, as src/gpt/arena.rs packs them: a decaying one of 1000 words at
+    // 0, then zero padding, then one of 37 words at 1024 that does not decay. The norm spans
+    // both; clipping is active (norm > 1).
     let sizes = [1000usize, 37];
+    let (starts, words, decayed) = ([0usize, 1024], 1064usize, 1000usize);
     let grads: Vec<Vec<f32>> = sizes.iter().enumerate().map(|(i, &s)| random(s, 40 + i as u64, 0.2)).collect();
     let norm = cpu::global_grad_norm(&grads.iter().map(|g| g.as_slice()).collect::<Vec<_>>());
     assert!(norm > 1.0, "test data should trigger clipping, norm {norm}");
     let max_norm = 1.0f32;
     let scale = cpu::clip_scale(norm, max_norm);
+    // Fills an arena with one vector per tensor, zeros between them.
+    let arena = |parts: [&Vec<f32>; 2]| {
+        let mut out = vec![0.0f32; words];
+        for (part, &at) in parts.iter().zip(&starts) {
+            out[at..at + part.len()].copy_from_slice(part);
+        }
+        out
+    };
 
-    let groups = [3u32, 1];
     let partials = g.f(&[0.0; 4]);
     let norm_g = g.f(&[0.0; 4]);
     let loss_g = g.f(&[2.5, 0.0]);
-    let grads_g: Vec<_> = grads.iter().map(|x| g.f(x)).collect();
-    g.run(Kernel::GradNormPartial, &[sizes[0] as u32, 0], &[&partials, &grads_g[0]], [groups[0], 1, 1]);
-    g.run(Kernel::GradNormPartial, &[sizes[1] as u32, 3], &[&partials, &grads_g[1]], [groups[1], 1, 1]);
+    let grad_g = g.f(&arena([&grads[0], &grads[1]]));
+    g.run(Kernel::GradNormPartial, &[words as u32, 1], &[&partials, &grad_g], [3, 1, 1]);
     g.run(Kernel::GradNormFinalize, &[4, max_norm.to_bits()], &[&norm_g, &partials, &loss_g], [1, 1, 1]);
     // A finite loss and norm: no skip, none skipped so far.
     assert!(cpu::step_is_finite(2.5, norm));
     assert_close("grad norm, clip scale, skip", &g.read(&norm_g), &[norm, scale, 0.0, 0.0], RTOL, ATOL);
 
-    let (lr, b1, b2, eps) = (1e-2f32, 0.9f32, 0.95f32, 1e-8f32);
-    for (i, &size) in sizes.iter().enumerate() {
-        let wd = if i == 0 { 0.1 } else { 0.0 };
-        let p0 = random(size, 50 + i as u64, 1.0);
-        let (mut p, mut m, mut v) =
-            (p0.clone(), random(size, 60, 0.01), random(size, 61, 0.01).iter().map(|x| x.abs()).collect::<Vec<_>>());
-        let (p_g, m_g, v_g) = (g.f(&p), g.f(&m), g.f(&v));
-        for step in 1..=3u32 {
-            cpu::adamw_update(&mut p, &grads[i], &mut m, &mut v, lr, b1, b2, eps, wd, step, scale);
-            let bc1 = 1.0 - b1.powi(step as i32);
-            let bc2 = 1.0 - b2.powi(step as i32);
-            let step_u = g.gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: None,
-                size: 16,
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            g.gpu.queue.write_buffer(
-                &step_u,
-                0,
-                bytemuck::cast_slice(&[lr.to_bits(), bc1.to_bits(), bc2.to_bits(), 0]),
-            );
-            let params = [size as u32, f32::to_bits(wd), b1.to_bits(), b2.to_bits(), eps.to_bits()];
-            let mut prog = Program::default();
-            prog.push(g.kernels.dispatch(
-                &g.gpu,
-                Kernel::AdamwUpdate,
-                &params,
-                &[(&step_u).into(), p_g.bind(), grads_g[i].bind(), m_g.bind(), v_g.bind(), norm_g.bind()],
-                Grid::Threads(size),
-            ));
-            prog.submit(&g.gpu);
+    let (lr, b1, b2, eps, wd) = (1e-2f32, 0.9f32, 0.95f32, 1e-8f32, 0.1f32);
+    let mut p: Vec<Vec<f32>> = sizes.iter().enumerate().map(|(i, &s)| random(s, 50 + i as u64, 1.0)).collect();
+    let mut m: Vec<Vec<f32>> = sizes.iter().map(|&s| random(s, 60, 0.01)).collect();
+    let mut v: Vec<Vec<f32>> = sizes.iter().map(|&s| random(s, 61, 0.01).iter().map(|x| x.abs()).collect()).collect();
+    let p0 = p.clone();
+    let (p_g, m_g, v_g) = (g.f(&arena([&p[0], &p[1]])), g.f(&arena([&m[0], &m[1]])), g.f(&arena([&v[0], &v[1]])));
+    let step_u = kiln::gpu::uniform(&g.gpu, "step", &[0; 4]);
+    let params = [words as u32, decayed as u32, wd.to_bits(), b1.to_bits(), b2.to_bits(), eps.to_bits()];
+    let mut prog = Program::default();
+    let bufs = [(&step_u).into(), p_g.bind(), grad_g.bind(), m_g.bind(), v_g.bind(), norm_g.bind()];
+    prog.push(g.kernels.dispatch(&g.gpu, Kernel::AdamwUpdate, &params, &bufs, Grid::Threads(words / 4)));
+    for step in 1..=3u32 {
+        for i in 0..2 {
+            let wd = if i == 0 { wd } else { 0.0 };
+            cpu::adamw_update(&mut p[i], &grads[i], &mut m[i], &mut v[i], lr, b1, b2, eps, wd, step, scale);
         }
-        assert_close("adamw param", &g.read(&p_g), &p, RTOL, ATOL);
-        assert_close("adamw m", &g.read(&m_g), &m, RTOL, ATOL);
-        assert_close("adamw v", &g.read(&v_g), &v, RTOL, ATOL);
-        assert!(p.iter().zip(&p0).any(|(a, b)| a != b), "the update changed nothing");
+        let (bc1, bc2) = (1.0 - b1.powi(step as i32), 1.0 - b2.powi(step as i32));
+        g.gpu.queue.write_buffer(&step_u, 0, bytemuck::cast_slice(&[lr.to_bits(), bc1.to_bits(), bc2.to_bits(), 0]));
+        prog.submit(&g.gpu);
+    }
+    // Each tensor as its twin says, and the padding still zero in all three arenas.
+    for (what, got, want) in [("param", &p_g, &p), ("m", &m_g, &m), ("v", &v_g, &v)] {
+        assert_close(&format!("adamw {what}"), &g.read(got), &arena([&want[0], &want[1]]), RTOL, ATOL);
+    }
+    for i in 0..2 {
+        assert!(p[i].iter().zip(&p0[i]).any(|(a, b)| a != b), "the update changed nothing");
     }
 }
 
@@ -685,10 +683,11 @@ fn a_step_with_a_non_finite_loss_or_norm_is_skipped() {
         g.run(Kernel::GradNormFinalize, &[1, 1f32.to_bits()], &[&norm_g, &partials, &loss_g], [1, 1, 1]);
         let flags = g.read(&norm_g);
         assert_eq!((flags[2], flags[3]), (skip as u8 as f32, skipped), "case {i}: skip flag and count");
-        let params = [size as u32, 0.1f32.to_bits(), 0.9f32.to_bits(), 0.95f32.to_bits(), 1e-8f32.to_bits()];
+        let params =
+            [size as u32, size as u32, 0.1f32.to_bits(), 0.9f32.to_bits(), 0.95f32.to_bits(), 1e-8f32.to_bits()];
         let mut prog = Program::default();
         let bufs = [(&step_u).into(), p_g.bind(), grad_g.bind(), m_g.bind(), v_g.bind(), norm_g.bind()];
-        prog.push(g.kernels.dispatch(&g.gpu, Kernel::AdamwUpdate, &params, &bufs, Grid::Threads(size)));
+        prog.push(g.kernels.dispatch(&g.gpu, Kernel::AdamwUpdate, &params, &bufs, Grid::Threads(size / 4)));
         prog.submit(&g.gpu);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let (p, m, v) = (g.read(&p_g), g.read(&m_g), g.read(&v_g));

@@ -14,6 +14,7 @@ use crate::gpu::{Gpu, GpuTensor, Grid, Kernel, Kernels, Program};
 use std::rc::Rc;
 
 mod adapters;
+mod arena;
 pub(crate) mod attention;
 mod backward;
 mod forward;
@@ -21,6 +22,7 @@ mod layout;
 mod weights;
 
 pub use adapters::GpuLora;
+pub use arena::{pack, ArenaSpan, Packing};
 pub use attention::is_flash as attention_is_flash;
 pub use attention::{flash_consts, flash_invocations, flash_tiles};
 pub(crate) use forward::{block_forward, embed, final_norm, Attention, Rec};
@@ -529,11 +531,18 @@ impl GpuGpt {
         let scratch = self.acts.scratch.as_ref().expect("training buffers");
         let mut r = self.rec(gpu);
         let params_w = self.trainable();
-        let slots = grad_norm_slots(&params_w.table, &self.weights.layout);
-        let parts = grads.tensors.iter().flat_map(|g| g.parts.iter());
-        for ((g, _, _), (slot, groups)) in parts.zip(&slots) {
-            let params = GradNormPartialParams { numel: u(g.len), slot: *slot };
-            r.push(Kernel::GradNormPartial, params, &[scratch.partials.bind(), g.bind()], Grid::Tiles([*groups, 1, 1]));
+        // One partial sum per workgroup, each arena with its own run of slots, so every slot
+        // has one writer and grad_norm_finalize adds them in a fixed order.
+        let per_arena = (scratch.partials.len / grads.arenas.len()).min(NORM_GROUPS_MAX);
+        for (k, (g, span)) in grads.arenas.iter().enumerate() {
+            let groups = span.words.div_ceil(256 * 16).clamp(1, per_arena);
+            let params = GradNormPartialParams { numel: u(span.words), slot: u(k * per_arena) };
+            r.push(
+                Kernel::GradNormPartial,
+                params,
+                &[scratch.partials.bind(), g.bind()],
+                Grid::Tiles([u(groups), 1, 1]),
+            );
         }
         let params = GradNormFinalizeParams { count: u(scratch.partials.len), max_norm: train.grad_clip };
         r.push(
@@ -542,47 +551,33 @@ impl GpuGpt {
             &[scratch.norm.bind(), scratch.partials.bind(), self.acts.s.loss.bind()],
             Grid::Tiles([1, 1, 1]),
         );
-        for (i, spec) in params_w.table.iter().enumerate() {
-            let wd = if spec.decays() { train.weight_decay } else { 0.0 };
-            let tensors = [&params_w.tensors[i], &grads.tensors[i], &m.tensors[i], &v.tensors[i]];
-            for j in 0..tensors[0].parts.len() {
-                let [p, g, mm, vv] = tensors.map(|t| &t.parts[j].0);
-                let params = AdamwParams {
-                    numel: u(p.len),
-                    weight_decay: wd,
-                    beta1: train.beta1,
-                    beta2: train.beta2,
-                    eps: train.eps,
-                };
-                let bufs = [step_uniform.into(), p.bind(), g.bind(), mm.bind(), vv.bind(), scratch.norm.bind()];
-                r.push(Kernel::AdamwUpdate, params, &bufs, Grid::Threads(p.len));
-            }
+        // One AdamW dispatch per arena, over every tensor in it.
+        for (k, (p, span)) in params_w.arenas.iter().enumerate() {
+            let params = AdamwParams {
+                words: u(span.words),
+                decayed: u(span.decayed),
+                weight_decay: train.weight_decay,
+                beta1: train.beta1,
+                beta2: train.beta2,
+                eps: train.eps,
+            };
+            let (g, mm, vv) = (&grads.arenas[k].0, &m.arenas[k].0, &v.arenas[k].0);
+            let bufs = [step_uniform.into(), p.bind(), g.bind(), mm.bind(), vv.bind(), scratch.norm.bind()];
+            r.push(Kernel::AdamwUpdate, params, &bufs, Grid::Threads(span.words / 4));
         }
         r.prog
     }
 }
 
-/// For each buffer of each gradient of `table`, in order: its first slot in the partials buffer
-/// and its workgroup count.
-fn grad_norm_slots(table: &[crate::model::ParamSpec], layout: &Layout) -> Vec<(u32, u32)> {
-    let mut next = 0u32;
-    let mut out = Vec::new();
-    for (i, spec) in table.iter().enumerate() {
-        for (len, _, _) in Split::describe(spec, i, layout, |len| len) {
-            let groups = len.div_ceil(256 * 16).clamp(1, 256) as u32;
-            out.push((next, groups));
-            next += groups;
-        }
-    }
-    out
-}
+/// The most partial sums of the grad norm one arena writes (a workgroup each).
+const NORM_GROUPS_MAX: usize = 256;
 
-/// Slots the grad-norm partial sums need: enough for every weight's gradient, or for adapters
-/// of any rank (8 tensors a layer of at most 256 slots each), whichever trains.
+/// Slots the grad-norm partial sums need: `NORM_GROUPS_MAX` for each arena of the weights
+/// under the coarsest alignment an adapter may ask. LoRA adapters, packed apart, rarely need
+/// more arenas; where they do, each arena takes fewer slots.
 fn grad_norm_partials(cfg: &ModelConfig, layout: &Layout) -> usize {
-    let weights: usize =
-        grad_norm_slots(&crate::model::param_table(cfg), layout).iter().map(|(_, g)| *g as usize).sum();
-    weights.max(8 * cfg.n_layer * 256)
+    let arenas = pack(&crate::model::param_table(cfg), layout, arena::COARSEST_ALIGN_BYTES).arenas.len();
+    NORM_GROUPS_MAX * arenas.max(1)
 }
 
 /// Groups positions by token for the embedding backward: `[count, token[N], offset[N+1],

@@ -1,7 +1,9 @@
 //! A model's tensors on the GPU, one entry per row of the parameter table, each split by rows
 //! over as many buffers as the binding limit needs (only the token embedding of large
-//! vocabularies ever is). The same shape serves weights, gradients and AdamW moments.
+//! vocabularies ever is), every buffer a range of an arena (see `arena.rs`). The same shape
+//! serves weights, gradients and AdamW moments.
 
+use super::arena::{pack, ArenaSpan};
 use super::Layout;
 use crate::config::ModelConfig;
 use crate::gpu::{Bind, Gpu, GpuTensor};
@@ -35,11 +37,6 @@ impl Split {
         layout.split_rows(rows, row_len).into_iter().map(|(r0, n)| (alloc(n * row_len), r0, n)).collect()
     }
 
-    fn zeros(gpu: &Gpu, spec: &ParamSpec, index: usize, label: &str, layout: &Layout) -> Split {
-        let row_len = spec.numel() / spec.shape.first().copied().unwrap_or(1).max(1);
-        Split { parts: Split::describe(spec, index, layout, |len| GpuTensor::zeros(gpu, label, len)), row_len }
-    }
-
     /// The one buffer of a tensor that is not split (every tensor but a large `wte`).
     pub fn whole(&self) -> &GpuTensor {
         debug_assert_eq!(self.parts.len(), 1, "a split tensor used whole");
@@ -69,6 +66,8 @@ pub struct GpuWeights {
     pub table: Vec<ParamSpec>,
     pub layout: Layout,
     pub tensors: Vec<Split>,
+    /// The buffers that hold every tensor, each with what it holds.
+    pub arenas: Vec<(GpuTensor, ArenaSpan)>,
 }
 
 impl GpuWeights {
@@ -77,14 +76,27 @@ impl GpuWeights {
         GpuWeights::zeros_table(gpu, cfg, param_table(&cfg), layout, prefix)
     }
 
-    /// Zeroed tensors of another table over the model `cfg` (LoRA adapters).
+    /// Zeroed tensors of another table over the model `cfg` (LoRA adapters), packed into
+    /// arenas labelled `prefix` + "arena".
     pub fn zeros_table(gpu: &Gpu, cfg: ModelConfig, table: Vec<ParamSpec>, layout: Layout, prefix: &str) -> GpuWeights {
+        let packing = pack(&table, &layout, u64::from(gpu.limits.min_storage_buffer_offset_alignment));
+        let label = format!("{prefix}arena");
+        let arenas: Vec<(GpuTensor, ArenaSpan)> =
+            packing.arenas.iter().map(|span| (GpuTensor::zeros(gpu, &label, span.words), *span)).collect();
         let tensors = table
             .iter()
             .enumerate()
-            .map(|(i, s)| Split::zeros(gpu, s, i, &format!("{prefix}{}", s.name), &layout))
+            .map(|(i, spec)| {
+                let row_len = spec.numel() / spec.shape.first().copied().unwrap_or(1).max(1);
+                let mut places = packing.places[i].iter();
+                let parts = Split::describe(spec, i, &layout, |len| {
+                    let &(k, at) = places.next().expect("one place per part");
+                    arenas[k].0.slice(at, len)
+                });
+                Split { parts, row_len }
+            })
             .collect();
-        GpuWeights { cfg, table, layout, tensors }
+        GpuWeights { cfg, table, layout, tensors, arenas }
     }
 
     /// Uploads `params` (one Vec per table entry), checking their sizes.

@@ -60,7 +60,7 @@ params! {
     ClassifierBackwardParams for [ClassifierBackward] { n: u32, vc: u32, v0: u32 }
     GradNormPartialParams for [GradNormPartial] { numel: u32, slot: u32 }
     GradNormFinalizeParams for [GradNormFinalize] { count: u32, max_norm: f32 }
-    AdamwParams for [AdamwUpdate] { numel: u32, weight_decay: f32, beta1: f32, beta2: f32, eps: f32 }
+    AdamwParams for [AdamwUpdate] { words: u32, decayed: u32, weight_decay: f32, beta1: f32, beta2: f32, eps: f32 }
     DecodeEmbedParams for [DecodeEmbed] { c: u32, row0: u32, rows: u32 }
     KvAppendParams for [KvAppend] { c: u32 }
     KvStoreRowsParams for [KvStoreRows] { c: u32, rows: u32 }

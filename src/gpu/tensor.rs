@@ -55,10 +55,11 @@ impl GpuTensor {
         GpuTensor { buffer, offset: 0, len }
     }
 
-    /// `len` words of `arena` from word `offset`, which the caller has aligned to the adapter's
-    /// `min_storage_buffer_offset_alignment`.
-    pub fn in_arena(arena: &wgpu::Buffer, offset: usize, len: usize) -> GpuTensor {
-        GpuTensor { buffer: arena.clone(), offset: offset as u64 * 4, len }
+    /// `len` words of this tensor from word `offset`, as a tensor of its own (a place in an
+    /// arena). The caller aligns `offset` to the adapter's `min_storage_buffer_offset_alignment`.
+    pub fn slice(&self, offset: usize, len: usize) -> GpuTensor {
+        assert!(offset + len <= self.len, "slice [{offset}, +{len}) of {} words", self.len);
+        GpuTensor { buffer: self.buffer.clone(), offset: self.offset + offset as u64 * 4, len }
     }
 
     /// The tensor's range, for a kernel's binding. A zero-length tensor binds one word.
