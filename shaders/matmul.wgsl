@@ -1,4 +1,5 @@
-// matmul: out = op(A) @ op(B) (+ bias), the one tiled matrix product every linear layer uses.
+// matmul: out = op(A) @ op(B) (+ bias) (+ residual), the one tiled matrix product every linear
+// layer uses.
 // Legend: M rows of out, N columns of out, K the shared dimension.
 //   A is (M, K), or (K, M) read transposed when trans_a = 1
 //   B is (K, N), or (N, K) read transposed when trans_b = 1
@@ -8,13 +9,17 @@
 // Offsets (in words) let one operand be a slice of a larger buffer: a chunk of the vocabulary of
 // the tied LM head, inside one of the buffers that hold wte. With accumulate = 1 the product is
 // added into out (the LM head's input gradient, summed over vocabulary chunks in order). With
-// scaled = 1 the product is multiplied by `scale` first (a LoRA adapter's alpha / rank).
+// scaled = 1 the product is multiplied by `scale` first (a LoRA adapter's alpha / rank). With
+// has_residual = 1 an (M, N) tensor is added (a block's residual connection, x + proj(..),
+// written by the projection itself rather than by a kernel of its own: twin
+// cpu::residual_forward after the product).
 // Each workgroup computes a 64x64 tile of out; each of its 16x16 invocations owns 4x4 outputs,
 // strided by 16 so that neighbouring invocations write neighbouring addresses.
 
 struct Params {
     m: u32, n: u32, k: u32, trans_a: u32, trans_b: u32, has_bias: u32,
     accumulate: u32, a_offset: u32, b_offset: u32, out_offset: u32, scaled: u32, scale: f32,
+    has_residual: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -22,6 +27,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> a: array<f32>;         // (M, K) or (K, M)
 @group(0) @binding(3) var<storage, read> b: array<f32>;         // (K, N) or (N, K)
 @group(0) @binding(4) var<storage, read> bias: array<f32>;      // (N), read only if has_bias
+@group(0) @binding(5) var<storage, read> residual: array<f32>;  // (M, N), read only if has_residual
 
 const TILE: u32 = 64u;
 const BK: u32 = 16u;
@@ -49,6 +55,7 @@ fn store_row(row: u32, col0: u32, acc: vec4<f32>) {
             var v = acc[j];
             if (p.scaled == 1u) { v *= p.scale; }
             if (p.has_bias == 1u) { v += bias[col]; }
+            if (p.has_residual == 1u) { v += residual[row * p.n + col]; }
             let o = p.out_offset + row * p.n + col;
             if (p.accumulate == 1u) { v += out[o]; }
             out[o] = v;

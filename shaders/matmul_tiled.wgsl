@@ -1,5 +1,6 @@
-// matmul_tiled: out = op(A) @ op(B) (+ bias), register-tiled; the same product, parameters and
-// bindings as matmul.wgsl (see there for the layouts, offsets, accumulate and scale), faster.
+// matmul_tiled: out = op(A) @ op(B) (+ bias) (+ residual), register-tiled; the same product,
+// parameters and bindings as matmul.wgsl (see there for the layouts, offsets, accumulate, scale
+// and residual), faster.
 // Legend: M rows of out, N columns of out, K the shared dimension.
 // Twins: cpu::matmul_forward and cpu::matmul_backward, as for matmul.wgsl.
 // A workgroup of WX x WY invocations computes a BM x BN tile of out (BM = WY*TM, BN = WX*TN),
@@ -35,6 +36,7 @@ const TN4: u32 = TN / 4u;
 struct Params {
     m: u32, n: u32, k: u32, trans_a: u32, trans_b: u32, has_bias: u32,
     accumulate: u32, a_offset: u32, b_offset: u32, out_offset: u32, scaled: u32, scale: f32,
+    has_residual: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -42,6 +44,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> a: array<f32>;         // (M, K) or (K, M)
 @group(0) @binding(3) var<storage, read> b: array<f32>;         // (K, N) or (N, K)
 @group(0) @binding(4) var<storage, read> bias: array<f32>;      // (N), read only if has_bias
+@group(0) @binding(5) var<storage, read> residual: array<f32>;  // (M, N), read only if has_residual
 
 var<workgroup> a_tile: array<vec4<f32>, BK * BM / 4u>; // [BK][BM / 4]: 4 rows at one k
 var<workgroup> b_tile: array<vec4<f32>, BK * BN / 4u>; // [BK][BN / 4]: 4 columns at one k
@@ -65,12 +68,14 @@ fn load_b(kk: u32, col: u32) -> f32 {
 }
 
 // Adds this invocation's sums for 4 rows x 4 columns from (row, col) into out, as the epilogue
-// says (scale, bias, accumulate), skipping what falls outside (M, N).
+// says (scale, bias, residual, accumulate), skipping what falls outside (M, N).
 fn store4(row: u32, col: u32, v: vec4<f32>) {
     if (WHOLE == 1u) {
         var x = v;
         if (p.has_bias == 1u) { x += vec4<f32>(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]); }
-        let o = p.out_offset + row * p.n + col;
+        let r = row * p.n + col;
+        if (p.has_residual == 1u) { x += vec4<f32>(residual[r], residual[r + 1u], residual[r + 2u], residual[r + 3u]); }
+        let o = p.out_offset + r;
         out[o] = x.x;
         out[o + 1u] = x.y;
         out[o + 2u] = x.z;
@@ -84,6 +89,7 @@ fn store4(row: u32, col: u32, v: vec4<f32>) {
             var x = v[jj];
             if (p.scaled == 1u) { x *= p.scale; }
             if (p.has_bias == 1u) { x += bias[c]; }
+            if (p.has_residual == 1u) { x += residual[row * p.n + c]; }
             let o = p.out_offset + row * p.n + c;
             if (p.accumulate == 1u) { x += out[o]; }
             out[o] = x;

@@ -54,7 +54,7 @@ pub fn matmul_with(gpu: &Gpu, kernels: &Kernels, [m, n, k]: [usize; 3], trans_a:
         trans_b: trans_b as u32,
         ..Default::default()
     };
-    r.matmul(p, out.bind(), a.bind(), b.bind(), None);
+    r.matmul(p, out.bind(), a.bind(), b.bind(), None, None);
     let (flops, bytes) = (2.0 * (m * n * k) as f64, 4.0 * (m * k + k * n + m * n) as f64);
     finish("matmul", r, flops, bytes, vec![out, a, b, no_bias.clone()])
 }
@@ -71,9 +71,9 @@ pub fn linear_layer_with(gpu: &Gpu, kernels: &Kernels, [n, ic, oc]: [usize; 3]) 
         (z("bench out", n * oc), z("bench dinp", n * ic), z("bench dw", ic * oc), z("no bias", 1));
     let mut r = Rec::new(gpu, kernels, no_bias.bind());
     let product = |m, nn, k| MatmulParams { m: u(m), n: u(nn), k: u(k), ..Default::default() };
-    r.matmul(product(n, oc, ic), out.bind(), inp.bind(), w.bind(), None);
-    r.matmul(MatmulParams { trans_b: 1, ..product(n, ic, oc) }, dinp.bind(), dout.bind(), w.bind(), None);
-    r.matmul(MatmulParams { trans_a: 1, ..product(ic, oc, n) }, dw.bind(), inp.bind(), dout.bind(), None);
+    r.matmul(product(n, oc, ic), out.bind(), inp.bind(), w.bind(), None, None);
+    r.matmul(MatmulParams { trans_b: 1, ..product(n, ic, oc) }, dinp.bind(), dout.bind(), w.bind(), None, None);
+    r.matmul(MatmulParams { trans_a: 1, ..product(ic, oc, n) }, dw.bind(), inp.bind(), dout.bind(), None, None);
     let flops = 3.0 * 2.0 * (n * ic * oc) as f64;
     // Each of the three reads two of inp, w and dout and writes one (N, C)-sized result.
     let bytes = 4.0 * 3.0 * (n * ic + ic * oc + n * oc) as f64;

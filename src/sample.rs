@@ -60,7 +60,6 @@ struct Prefill {
     tokens: GpuTensor, // (T): the prompt, padded
     program: Program,
     _acts: BlockActs<GpuTensor>,
-    _buffers: Vec<GpuTensor>,
 }
 
 impl Generator {
@@ -71,8 +70,7 @@ impl Generator {
         let cfg = weights.cfg;
         let (c, v, nh, t) = (cfg.n_embd, cfg.vocab_size, cfg.n_head, cfg.block_size);
         let z = |label: &str, len: usize| GpuTensor::zeros(gpu, label, len);
-        let (cursor, logits, x, proj, no_bias) =
-            (z("cursor", 2), z("decode logits", v), z("x", c), z("proj", c), z("no bias", 1));
+        let (cursor, logits, x, no_bias) = (z("cursor", 2), z("decode logits", v), z("x", c), z("no bias", 1));
         // One row's activations, shared by every layer; the residual stream `x` is each block's
         // input and output (a block reads it for the last time before it writes it).
         let shared = BlockActs {
@@ -106,17 +104,17 @@ impl Generator {
             let acts = BlockActs { att: att[l].clone(), ..shared.clone() };
             let (cache_k, cache_v) = (&caches[l].0, &caches[l].1);
             let attention = Attention::Decode { cache_k, cache_v, cursor: &cursor, max_t: t };
-            block_forward(&mut r, &weights, l, &x, &acts, &proj, 1, &attention, None);
+            block_forward(&mut r, &weights, l, &x, &acts, 1, &attention, None);
         }
         let lnf = (&shared.ln1, &shared.ln1_mean, &shared.ln1_rstd);
         final_norm(&mut r, &weights, lnf, &x, 1);
         // The tied LM head over each buffer of wte, into its slice of the logits.
         for (part, row0, rows) in &weights.tensors[WTE].parts {
             let p = MatvecParams { n: u(*rows), k: u(c), trans_b: 1, out_offset: u(*row0), ..Default::default() };
-            r.matvec(p, logits.bind(), shared.ln1.bind(), part.bind(), None);
+            r.matvec(p, logits.bind(), shared.ln1.bind(), part.bind(), None, None);
         }
         let program = r.prog;
-        let buffers = vec![x, proj, shared.ln1, shared.qkv, shared.fch];
+        let buffers = vec![x, shared.ln1, shared.qkv, shared.fch];
         Generator {
             cfg,
             kernels,
@@ -184,9 +182,9 @@ impl Generator {
     /// The forward pass over one sequence of a whole block (1, T), storing each layer's keys and
     /// values in the cache: no final norm or LM head (the prompt's last token is decoded).
     fn build_prefill(&self, gpu: &Gpu) -> Prefill {
-        let (c, t) = (self.cfg.n_embd, self.cfg.block_size);
+        let t = self.cfg.block_size;
         let mut z = |label: &str, len: usize| GpuTensor::zeros(gpu, &format!("prompt {label}"), len);
-        let (tokens, proj) = (z("tokens", t), z("proj", t * c));
+        let tokens = z("tokens", t);
         // One block's activations for (1, T), shared by every layer; the residual stream `x` is
         // each block's input and output (`residual3`), as in the decode program.
         let acts = block_acts(&mut z, &self.cfg, 1, t);
@@ -195,9 +193,9 @@ impl Generator {
         embed(&mut r, &self.weights, &x, &tokens, 1, t);
         for (l, (cache_k, cache_v)) in self.caches.iter().enumerate() {
             let attention = Attention::Prefill { t, cache_k, cache_v };
-            block_forward(&mut r, &self.weights, l, &x, &acts, &proj, t, &attention, None);
+            block_forward(&mut r, &self.weights, l, &x, &acts, t, &attention, None);
         }
-        Prefill { tokens, program: r.prog, _acts: acts, _buffers: vec![proj] }
+        Prefill { tokens, program: r.prog, _acts: acts }
     }
 
     fn submit(&mut self, gpu: &Gpu, token: u32) {

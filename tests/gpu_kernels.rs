@@ -69,10 +69,22 @@ impl Bench {
     }
     /// out = op(a) @ op(b) (+ bias) with p's shape, flags and offsets.
     fn matmul(&self, out: &GpuTensor, a: &GpuTensor, b: &GpuTensor, bias: Option<&GpuTensor>, p: MatmulParams) {
+        self.matmul_residual(out, a, b, bias, None, p);
+    }
+    /// `matmul` with an (M, N) residual added as well.
+    fn matmul_residual(
+        &self,
+        out: &GpuTensor,
+        a: &GpuTensor,
+        b: &GpuTensor,
+        bias: Option<&GpuTensor>,
+        residual: Option<&GpuTensor>,
+        p: MatmulParams,
+    ) {
         let dummy = self.f(&[0.0]);
-        let p = MatmulParams { has_bias: bias.is_some() as u32, ..p };
+        let p = MatmulParams { has_bias: bias.is_some() as u32, has_residual: residual.is_some() as u32, ..p };
         let (variant, grid) = self.kernels.matmul_launch(p.m, p.n, p.k);
-        let bufs = [out.bind(), a.bind(), b.bind(), bias.unwrap_or(&dummy).bind()];
+        let bufs = [out.bind(), a.bind(), b.bind(), bias.unwrap_or(&dummy).bind(), residual.unwrap_or(&dummy).bind()];
         let mut prog = Program::default();
         prog.push(self.kernels.dispatch_specialised(
             &self.gpu,
@@ -271,6 +283,14 @@ fn matmul_of_whole_tiles() {
                 let got = g.read(&out);
                 assert!(got[..oo].iter().all(|&x| x == 0.0), "{what}: wrote before its offset");
                 assert_close(&what, &got[oo..], &want, RTOL, ATOL);
+                // With a residual added by the epilogue: still whole tiles.
+                let residual = random(m * n, 54, 1.0);
+                let mut want_res = vec![0.0; m * n];
+                cpu::residual_forward(&mut want_res, &want, &residual);
+                let q = MatmulParams { has_residual: 1, ..p };
+                assert_eq!(whole(&q), v.shape().is_some(), "{what}: with a residual, not compiled as whole tiles");
+                g.matmul_residual(&out, &g.f(&a), &g.f(&b), with_bias.then_some(&bias_g), Some(&g.f(&residual)), p);
+                assert_close(&format!("{what}, residual"), &g.read(&out)[oo..], &want_res, RTOL, ATOL);
                 for (name, q) in [
                     ("accumulated", MatmulParams { accumulate: 1, ..p }),
                     ("scaled", MatmulParams { scaled: 1, scale: 0.5, ..p }),
@@ -308,11 +328,24 @@ fn matmul_forward_and_backward_on(g: &Bench) {
         let acc_g = g.f(&base);
         g.matmul(&acc_g, &inp_g, &w_g, Some(&bias_g), scaled);
         assert_close("matmul scaled, accumulated", &g.read(&acc_g), &want, RTOL, ATOL);
-        // One row through the matrix-vector kernel (decoding), written at an offset.
+        // A block's residual connection added by the epilogue: residual + inp @ w + bias.
+        let residual = random(n * oc, 19, 1.0);
+        let mut want = vec![0.0; n * oc];
+        cpu::residual_forward(&mut want, &residual, &out);
+        let res_g = g.f(&residual);
+        let p = MatmulParams { m: u(n), n: u(oc), k: u(c), ..Default::default() };
+        g.matmul_residual(&out_g, &inp_g, &w_g, Some(&bias_g), Some(&res_g), p);
+        assert_close("matmul with a residual", &g.read(&out_g), &want, RTOL, ATOL);
+        // One row through the matrix-vector kernel (decoding), written at an offset, without and
+        // with a residual.
         let row_g = g.f(&vec![0.0; oc + 3]);
         let p = MatvecParams { n: u(oc), k: u(c), has_bias: 1, out_offset: 3, ..Default::default() };
-        g.run(Kernel::Matvec, &p, &[&row_g, &g.f(&inp[..c]), &w_g, &bias_g], grid_1d(oc.div_ceil(64)));
+        let (row_in, unused) = (g.f(&inp[..c]), g.f(&[0.0]));
+        g.run(Kernel::Matvec, &p, &[&row_g, &row_in, &w_g, &bias_g, &unused], grid_1d(oc.div_ceil(64)));
         assert_close("matvec", &g.read(&row_g)[3..], &out[..oc], RTOL, ATOL);
+        let p = MatvecParams { has_residual: 1, ..p };
+        g.run(Kernel::Matvec, &p, &[&row_g, &row_in, &w_g, &bias_g, &g.f(&residual[..oc])], grid_1d(oc.div_ceil(64)));
+        assert_close("matvec with a residual", &g.read(&row_g)[3..], &want[..oc], RTOL, ATOL);
 
         let dout = random(n * oc, 17, 1.0);
         let (mut dinp, mut dw, mut db) = (vec![0.0; n * c], vec![0.0; c * oc], vec![0.0; oc]);
@@ -395,7 +428,7 @@ fn lm_head_through_matmul_on(g: &Bench) {
     // The last row's logits through the matrix-vector kernel, from rows 30.. of wte.
     let row_g = g.f(&vec![0.0; v - 30]);
     let p = MatvecParams { n: u(v - 30), k: u(c), trans_b: 1, b_offset: u(30 * c), ..Default::default() };
-    g.run(Kernel::Matvec, &p, &[&row_g, &g.f(&x[(n - 1) * c..]), &wte_g, &g.f(&[0.0])], grid_1d(1));
+    g.run(Kernel::Matvec, &p, &[&row_g, &g.f(&x[(n - 1) * c..]), &wte_g, &g.f(&[0.0]), &g.f(&[0.0])], grid_1d(1));
     assert_close("lm head matvec", &g.read(&row_g), &logits[(n - 1) * v + 30..], RTOL, ATOL);
     assert_close("lm head dx", &g.read(&dx_g), &dx, RTOL, ATOL);
     assert_close("lm head dwte", &g.read(&dwte_g), &dwte, RTOL, ATOL);
@@ -511,13 +544,6 @@ fn gelu_and_residual() {
     let (dinp_g, dout_g) = (g.f(&random(n, 27, 1.0)), g.f(&dout));
     g.run(Kernel::GeluBackward, &[n as u32], &[&dinp_g, &inp_g, &dout_g], grid_1d(n.div_ceil(256)));
     assert_close("gelu_backward", &g.read(&dinp_g), &dinp, RTOL, ATOL);
-
-    let (a, b) = (random(n, 28, 1.0), random(n, 29, 1.0));
-    let mut sum = vec![0.0; n];
-    cpu::residual_forward(&mut sum, &a, &b);
-    let (sum_g, a_g, b_g) = (g.f(&vec![0.0; n]), g.f(&a), g.f(&b));
-    g.run(Kernel::ResidualForward, &[n as u32], &[&sum_g, &a_g, &b_g], grid_1d(n.div_ceil(256)));
-    assert_close("residual_forward", &g.read(&sum_g), &sum, RTOL, ATOL);
 }
 
 /// The chunked classifier (statistics chunk by chunk, the loss, the gradient chunk by chunk)

@@ -62,9 +62,9 @@ impl GpuLora {
             scale: self.cfg.scale(),
             ..Default::default()
         };
-        r.matmul(p, self.u[i].bind(), x.bind(), a, None);
+        r.matmul(p, self.u[i].bind(), x.bind(), a, None, None);
         let p = MatmulParams { m: u(n), n: u(t.out_f), k: u(rank), trans_b: 1, accumulate: 1, ..Default::default() };
-        r.matmul(p, out.bind(), self.u[i].bind(), b, None);
+        r.matmul(p, out.bind(), self.u[i].bind(), b, None, None);
     }
 
     /// Given dout: dB = dout^T @ u, g = s * (dout @ B), dA = g^T @ x (both written), and
@@ -82,7 +82,7 @@ impl GpuLora {
         let (a, b) = (self.weights.buf(2 * i), self.weights.buf(2 * i + 1));
         let (da, db) = (grads.buf(2 * i), grads.buf(2 * i + 1));
         let p = MatmulParams { m: u(t.out_f), n: u(rank), k: u(n), trans_a: 1, ..Default::default() };
-        r.matmul(p, db, dout.bind(), self.u[i].bind(), None);
+        r.matmul(p, db, dout.bind(), self.u[i].bind(), None, None);
         let p = MatmulParams {
             m: u(n),
             n: u(rank),
@@ -91,10 +91,10 @@ impl GpuLora {
             scale: self.cfg.scale(),
             ..Default::default()
         };
-        r.matmul(p, self.g.bind(), dout.bind(), b, None);
+        r.matmul(p, self.g.bind(), dout.bind(), b, None, None);
         let p = MatmulParams { m: u(rank), n: u(t.in_f), k: u(n), trans_a: 1, ..Default::default() };
-        r.matmul(p, da, self.g.bind(), x.bind(), None);
+        r.matmul(p, da, self.g.bind(), x.bind(), None, None);
         let p = MatmulParams { m: u(n), n: u(t.in_f), k: u(rank), accumulate: 1, ..Default::default() };
-        r.matmul(p, dx.bind(), self.g.bind(), a, None);
+        r.matmul(p, dx.bind(), self.g.bind(), a, None, None);
     }
 }

@@ -53,7 +53,7 @@ impl GpuGpt {
                 b_offset: u(chunk.local0 * c),
                 ..Default::default()
             };
-            r.matmul(p, d.dln.bind(), s.logits.bind(), wte.bind(), None);
+            r.matmul(p, d.dln.bind(), s.logits.bind(), wte.bind(), None, None);
             let Some(base) = base else { continue };
             let dwte = &base.tensors[WTE].parts[chunk.part].0;
             let p = MatmulParams {
@@ -64,7 +64,7 @@ impl GpuGpt {
                 out_offset: u(chunk.local0 * c),
                 ..Default::default()
             };
-            r.matmul(p, dwte.bind(), s.logits.bind(), s.lnf.bind(), None);
+            r.matmul(p, dwte.bind(), s.logits.bind(), s.lnf.bind(), None, None);
         }
         let f = ln_f(cfg);
         let last = &self.acts.blocks[cfg.n_layer - 1].residual3;
@@ -155,10 +155,10 @@ fn linear_backward(
     oc: usize,
 ) {
     let p = MatmulParams { m: u(n), n: u(ic), k: u(oc), trans_b: 1, ..Default::default() };
-    r.matmul(p, dinp.bind(), dout.bind(), weight, None);
+    r.matmul(p, dinp.bind(), dout.bind(), weight, None, None);
     let Some((dweight, dbias)) = dparams else { return };
     let p = MatmulParams { m: u(ic), n: u(oc), k: u(n), trans_a: 1, ..Default::default() };
-    r.matmul(p, dweight, inp.bind(), dout.bind(), None);
+    r.matmul(p, dweight, inp.bind(), dout.bind(), None, None);
     r.push(
         Kernel::MatmulBackwardBias,
         BiasBackwardParams { n: u(n), oc: u(oc) },

@@ -14,7 +14,7 @@ use crate::model::{block_params, ln_f, WPE, WTE};
 pub(crate) struct Rec<'a> {
     pub gpu: &'a Gpu,
     pub k: &'a Kernels,
-    /// Bound where a matmul has no bias (WebGPU bindings cannot be empty).
+    /// Bound where a product has no bias or residual (WebGPU bindings cannot be empty).
     pub no_bias: Bind<'a>,
     pub prog: Program,
 }
@@ -40,37 +40,59 @@ impl<'a> Rec<'a> {
         self.prog.push(self.k.dispatch_specialised(self.gpu, kernel, consts, &params, bufs, grid));
     }
 
-    /// out (M, N) = op(a) @ op(b) (+ bias); see matmul.wgsl for the layouts and offsets.
-    pub fn matmul(&mut self, p: MatmulParams, out: Bind<'_>, a: Bind<'_>, b: Bind<'_>, bias: Option<Bind<'_>>) {
+    /// out (M, N) = op(a) @ op(b) (+ bias (N)) (+ residual (M, N)); see matmul.wgsl.
+    pub fn matmul(
+        &mut self,
+        p: MatmulParams,
+        out: Bind<'_>,
+        a: Bind<'_>,
+        b: Bind<'_>,
+        bias: Option<Bind<'_>>,
+        residual: Option<Bind<'_>>,
+    ) {
         let (variant, grid) = self.k.matmul_launch(p.m, p.n, p.k);
-        let p = MatmulParams { has_bias: bias.is_some() as u32, ..p };
-        self.push_specialised(
-            variant.kernel(),
-            &variant.consts_for(&p),
-            p,
-            &[out, a, b, bias.unwrap_or(self.no_bias)],
-            grid,
-        );
+        let p = MatmulParams { has_bias: bias.is_some() as u32, has_residual: residual.is_some() as u32, ..p };
+        let unused = self.no_bias;
+        let bufs = [out, a, b, bias.unwrap_or(unused), residual.unwrap_or(unused)];
+        self.push_specialised(variant.kernel(), &variant.consts_for(&p), p, &bufs, grid);
     }
 
-    /// out (N) = a (K) @ op(b) (+ bias) for one row; see matvec.wgsl.
-    pub fn matvec(&mut self, p: MatvecParams, out: Bind<'_>, a: Bind<'_>, b: Bind<'_>, bias: Option<Bind<'_>>) {
-        let p = MatvecParams { has_bias: bias.is_some() as u32, ..p };
+    /// out (N) = a (K) @ op(b) (+ bias) (+ residual) for one row; see matvec.wgsl.
+    pub fn matvec(
+        &mut self,
+        p: MatvecParams,
+        out: Bind<'_>,
+        a: Bind<'_>,
+        b: Bind<'_>,
+        bias: Option<Bind<'_>>,
+        residual: Option<Bind<'_>>,
+    ) {
+        let p = MatvecParams { has_bias: bias.is_some() as u32, has_residual: residual.is_some() as u32, ..p };
         let grid = Grid::Threads(p.n as usize);
-        self.push(Kernel::Matvec, p, &[out, a, b, bias.unwrap_or(self.no_bias)], grid);
+        let unused = self.no_bias;
+        self.push(Kernel::Matvec, p, &[out, a, b, bias.unwrap_or(unused), residual.unwrap_or(unused)], grid);
     }
 
-    /// A linear layer in GPT-2's Conv1D layout: out (N, OC) = inp (N, IC) @ W (IC, OC) + bias,
+    /// A linear layer in GPT-2's Conv1D layout: out (N, OC) = inp (N, IC) @ W (IC, OC) + bias
+    /// (+ residual (N, OC): the block's residual connection, added by the product's epilogue),
     /// with W table entry `weight` of `w` and its bias the entry after it. The one place every
     /// projection of a block is recorded; a single row (decoding) takes the matrix-vector kernel.
-    pub fn linear(&mut self, out: &GpuTensor, inp: &GpuTensor, w: &GpuWeights, weight: usize, [n, ic, oc]: [usize; 3]) {
-        let (wb, bias) = (w.buf(weight), Some(w.buf(weight + 1)));
+    pub fn linear(
+        &mut self,
+        out: &GpuTensor,
+        inp: &GpuTensor,
+        residual: Option<&GpuTensor>,
+        w: &GpuWeights,
+        weight: usize,
+        [n, ic, oc]: [usize; 3],
+    ) {
+        let (wb, bias, residual) = (w.buf(weight), Some(w.buf(weight + 1)), residual.map(|r| r.bind()));
         if n == 1 {
             let p = MatvecParams { n: u(oc), k: u(ic), ..Default::default() };
-            return self.matvec(p, out.bind(), inp.bind(), wb, bias);
+            return self.matvec(p, out.bind(), inp.bind(), wb, bias, residual);
         }
         let p = MatmulParams { m: u(n), n: u(oc), k: u(ic), ..Default::default() };
-        self.matmul(p, out.bind(), inp.bind(), wb, bias);
+        self.matmul(p, out.bind(), inp.bind(), wb, bias, residual);
     }
 
     pub fn layernorm(
@@ -86,11 +108,6 @@ impl<'a> Rec<'a> {
         let bufs = [out.bind(), mean.bind(), rstd.bind(), inp.bind(), w, b];
         let (kernel, _, grid) = self.k.options.norm.launch(n);
         self.push(kernel, RowsParams { n: u(n), c: u(c) }, &bufs, grid);
-    }
-
-    pub fn residual(&mut self, out: &GpuTensor, a: &GpuTensor, b: &GpuTensor, count: usize) {
-        let bufs = [out.bind(), a.bind(), b.bind()];
-        self.push(Kernel::ResidualForward, CountParams { n: u(count) }, &bufs, Grid::Threads(count));
     }
 }
 
@@ -108,7 +125,8 @@ pub(crate) enum Attention<'a> {
 }
 
 /// One transformer block: x -> x + attn(ln1(x)) -> (that) + mlp(ln2(that)), from `input` into
-/// `a.residual3`, with `proj` as scratch for both projections before their residual adds.
+/// `a.residual3`. Each residual add is the epilogue of the projection before it, which writes
+/// `residual2` and `residual3` directly.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn block_forward(
     r: &mut Rec,
@@ -116,7 +134,6 @@ pub(crate) fn block_forward(
     layer: usize,
     input: &GpuTensor,
     a: &BlockActs<GpuTensor>,
-    proj: &GpuTensor,
     n: usize,
     attention: &Attention,
     lora: Option<&GpuLora>,
@@ -124,15 +141,16 @@ pub(crate) fn block_forward(
     let c = w.cfg.n_embd;
     let nh = w.cfg.n_head;
     let p = block_params(layer);
-    // A projection, and its adapter's share when the model trains LoRA adapters.
-    let linear = |r: &mut Rec, out: &GpuTensor, inp: &GpuTensor, weight: usize, dims: [usize; 3]| {
-        r.linear(out, inp, w, weight, dims);
+    // A projection (plus a residual), and its adapter's share when the model trains LoRA
+    // adapters, added after it.
+    let linear = |r: &mut Rec, out: &GpuTensor, inp: &GpuTensor, res: Option<&GpuTensor>, weight: usize, dims| {
+        r.linear(out, inp, res, w, weight, dims);
         if let Some((l, i)) = lora.and_then(|l| Some((l, l.target(weight)?))) {
             l.forward(r, i, out, inp, n);
         }
     };
     r.layernorm((&a.ln1, &a.ln1_mean, &a.ln1_rstd), input, w.buf(p.ln_1_w), w.buf(p.ln_1_b), n, c);
-    linear(r, &a.qkv, &a.ln1, p.c_attn_w, [n, c, 3 * c]);
+    linear(r, &a.qkv, &a.ln1, None, p.c_attn_w, [n, c, 3 * c]);
     match attention {
         Attention::Full { b, t } => {
             let bufs = AttentionBufs { qkv: a.qkv.bind(), out: a.atty.bind(), kept: a.att.bind() };
@@ -154,14 +172,12 @@ pub(crate) fn block_forward(
             r.push_specialised(Kernel::AttentionDecode, &consts, params, &bufs, Grid::Threads(nh));
         }
     }
-    linear(r, proj, &a.atty, p.attn_proj_w, [n, c, c]);
-    r.residual(&a.residual2, input, proj, n * c);
+    linear(r, &a.residual2, &a.atty, Some(input), p.attn_proj_w, [n, c, c]);
     r.layernorm((&a.ln2, &a.ln2_mean, &a.ln2_rstd), &a.residual2, w.buf(p.ln_2_w), w.buf(p.ln_2_b), n, c);
-    linear(r, &a.fch, &a.ln2, p.c_fc_w, [n, c, 4 * c]);
+    linear(r, &a.fch, &a.ln2, None, p.c_fc_w, [n, c, 4 * c]);
     let count = n * 4 * c;
     r.push(Kernel::GeluForward, CountParams { n: u(count) }, &[a.fch_gelu.bind(), a.fch.bind()], Grid::Threads(count));
-    linear(r, proj, &a.fch_gelu, p.mlp_proj_w, [n, 4 * c, c]);
-    r.residual(&a.residual3, &a.residual2, proj, n * c);
+    linear(r, &a.residual3, &a.fch_gelu, Some(&a.residual2), p.mlp_proj_w, [n, 4 * c, c]);
 }
 
 /// Token plus position embeddings of a (B, T) batch, one dispatch per buffer of wte.
@@ -206,7 +222,7 @@ pub(crate) fn lm_head_chunk(
         b_offset: u(chunk.local0 * c),
         ..Default::default()
     };
-    r.matmul(p, logits.bind(), lnf.bind(), part.bind(), None);
+    r.matmul(p, logits.bind(), lnf.bind(), part.bind(), None, None);
 }
 
 /// Softmax statistics of one chunk of logits merged into `stats` (see classifier_stats.wgsl).

@@ -63,7 +63,6 @@ pub(crate) struct Shared<T> {
     pub tokens: T,   // (N)
     pub targets: T,  // (N), IGNORE where the target does not count
     pub encoded: T,  // (N, C)
-    pub proj: T,     // (N, C): attention or MLP projection before the residual add
     pub lnf: T,      // (N, C)
     pub lnf_mean: T, // (N)
     pub lnf_rstd: T, // (N)
@@ -114,7 +113,6 @@ pub(crate) fn describe_acts<T: Clone>(
         tokens: alloc("tokens", n),
         targets: alloc("targets", n),
         encoded: alloc("encoded", n * c),
-        proj: alloc("proj", n * c),
         lnf: alloc("lnf", n * c),
         lnf_mean: alloc("lnf_mean", n),
         lnf_rstd: alloc("lnf_rstd", n),
@@ -496,7 +494,7 @@ impl GpuGpt {
         let attention = Attention::Full { b: self.b, t: self.t };
         for (l, a) in self.acts.blocks.iter().enumerate() {
             let input = if l == 0 { &s.encoded } else { &self.acts.blocks[l - 1].residual3 };
-            block_forward(&mut r, w, l, input, a, &s.proj, n, &attention, self.lora.as_ref());
+            block_forward(&mut r, w, l, input, a, n, &attention, self.lora.as_ref());
         }
         let last = &self.acts.blocks[self.cfg.n_layer - 1].residual3;
         final_norm(&mut r, w, (&s.lnf, &s.lnf_mean, &s.lnf_rstd), last, n);

@@ -52,7 +52,6 @@ kernels! {
     AttentionBackwardDkv => "attention_backward_dkv", 64;
     GeluForward => "gelu_forward", 256;
     GeluBackward => "gelu_backward", 256;
-    ResidualForward => "residual_forward", 256;
     ClassifierStats => "classifier_stats", 64;
     ClassifierStatsRows => "classifier_stats_rows", 64;
     ClassifierLoss => "classifier_loss", 256;

@@ -37,14 +37,19 @@ params! {
         LayernormForward, LayernormBackwardDinp, LayernormBackwardDparams, LayernormForwardRows,
         LayernormBackwardDinpRows
     ] { n: u32, c: u32 }
-    /// out[out_offset..] (=, or += with accumulate) op(a[a_offset..]) @ op(b[b_offset..]) (+ bias).
-    /// With `scaled` the product is multiplied by `scale` (LoRA's alpha / rank) before the bias.
+    /// out[out_offset..] (=, or += with accumulate) op(a[a_offset..]) @ op(b[b_offset..]) (+ bias)
+    /// (+ residual). With `scaled` the product is multiplied by `scale` (LoRA's alpha / rank)
+    /// before the bias.
     MatmulParams for [Matmul, MatmulTiled, MatmulUnrolled] {
         m: u32, n: u32, k: u32, trans_a: u32, trans_b: u32, has_bias: u32,
-        accumulate: u32, a_offset: u32, b_offset: u32, out_offset: u32, scaled: u32, scale: f32
+        accumulate: u32, a_offset: u32, b_offset: u32, out_offset: u32, scaled: u32, scale: f32,
+        has_residual: u32
     }
-    /// out[out_offset..][N] = a (K) @ op(b[b_offset..]) (+ bias): one row, see matvec.wgsl.
-    MatvecParams for [Matvec] { n: u32, k: u32, trans_b: u32, has_bias: u32, b_offset: u32, out_offset: u32 }
+    /// out[out_offset..][N] = a (K) @ op(b[b_offset..]) (+ bias) (+ residual): one row, see
+    /// matvec.wgsl.
+    MatvecParams for [Matvec] {
+        n: u32, k: u32, trans_b: u32, has_bias: u32, b_offset: u32, out_offset: u32, has_residual: u32
+    }
     BiasBackwardParams for [MatmulBackwardBias] { n: u32, oc: u32 }
     AttentionParams for [
         AttentionForward, AttentionBackwardDpreatt, AttentionBackwardDqkv,
@@ -53,7 +58,7 @@ params! {
         b: u32, t: u32, c: u32, nh: u32
     }
     /// An elementwise kernel over n values.
-    CountParams for [GeluForward, GeluBackward, ResidualForward] { n: u32 }
+    CountParams for [GeluForward, GeluBackward] { n: u32 }
     /// One chunk of vocabulary [v0, v0 + vc) of the logits; `first` starts the running statistics.
     ClassifierStatsParams for [ClassifierStats, ClassifierStatsRows] { n: u32, vc: u32, v0: u32, first: u32 }
     ClassifierLossParams for [ClassifierLoss] { n: u32, accumulate: u32 }
