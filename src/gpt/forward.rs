@@ -15,13 +15,13 @@ pub(crate) struct Rec<'a> {
     pub gpu: &'a Gpu,
     pub k: &'a Kernels,
     /// Bound where a product has no bias or residual (WebGPU bindings cannot be empty).
-    pub no_bias: Bind<'a>,
+    pub unbound: Bind<'a>,
     pub prog: Program,
 }
 
 impl<'a> Rec<'a> {
-    pub fn new(gpu: &'a Gpu, k: &'a Kernels, no_bias: Bind<'a>) -> Rec<'a> {
-        Rec { gpu, k, no_bias, prog: Program::default() }
+    pub fn new(gpu: &'a Gpu, k: &'a Kernels, unbound: Bind<'a>) -> Rec<'a> {
+        Rec { gpu, k, unbound, prog: Program::default() }
     }
 
     pub fn push<P: bytemuck::Pod>(&mut self, kernel: Kernel, params: P, bufs: &[Bind<'_>], grid: Grid) {
@@ -52,8 +52,7 @@ impl<'a> Rec<'a> {
     ) {
         let (variant, grid) = self.k.matmul_launch(p.m, p.n, p.k);
         let p = MatmulParams { has_bias: bias.is_some() as u32, has_residual: residual.is_some() as u32, ..p };
-        let unused = self.no_bias;
-        let bufs = [out, a, b, bias.unwrap_or(unused), residual.unwrap_or(unused)];
+        let bufs = [out, a, b, bias.unwrap_or(self.unbound), residual.unwrap_or(self.unbound)];
         self.push_specialised(variant.kernel(), &variant.consts_for(&p), p, &bufs, grid);
     }
 
@@ -69,8 +68,8 @@ impl<'a> Rec<'a> {
     ) {
         let p = MatvecParams { has_bias: bias.is_some() as u32, has_residual: residual.is_some() as u32, ..p };
         let grid = Grid::Threads(p.n as usize);
-        let unused = self.no_bias;
-        self.push(Kernel::Matvec, p, &[out, a, b, bias.unwrap_or(unused), residual.unwrap_or(unused)], grid);
+        let bufs = [out, a, b, bias.unwrap_or(self.unbound), residual.unwrap_or(self.unbound)];
+        self.push(Kernel::Matvec, p, &bufs, grid);
     }
 
     /// A linear layer in GPT-2's Conv1D layout: out (N, OC) = inp (N, IC) @ W (IC, OC) + bias
