@@ -25,8 +25,9 @@ pub struct KernelArgs {
     /// same after a "u" such as u16x16:8x8:16 (written out)
     #[arg(long, global = true, default_value = "auto")]
     pub matmul: String,
-    /// LayerNorm kernels: "auto" (chosen by the same trial), "workgroup" (a workgroup per row)
-    /// or "rows" (an invocation per row)
+    /// LayerNorm kernels: "auto" (chosen by the same trial), "workgroup" (a workgroup per row),
+    /// "rows" (an invocation per row) or "subgroup" (a workgroup per row, summed by subgroup
+    /// operations: adapters that have them)
     #[arg(long, global = true, default_value = "auto")]
     pub norm: String,
     /// Rows of queries (or keys) one invocation of the flash attention kernels takes: "auto"

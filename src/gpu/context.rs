@@ -41,13 +41,14 @@ pub const NO_ADAPTER_HELP: &str = "the browser offered no WebGPU adapter";
 
 impl Gpu {
     /// Opens the best adapter available, with its full limits and the optional features Kiln
-    /// can use (timestamp queries for per-kernel timing).
+    /// can use (timestamp queries for per-kernel timing, subgroup operations for the LayerNorm
+    /// and classifier reductions).
     pub async fn new() -> Result<Gpu, String> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = pick_adapter(&instance).await.ok_or_else(|| NO_ADAPTER_HELP.to_string())?;
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("kiln device"),
@@ -114,6 +115,12 @@ impl Gpu {
             if !v.fits(&self.limits) {
                 return Err(format!("matmul variant {v} does not fit this adapter's workgroup limits"));
             }
+        }
+        if !options.norm.available(self.features) {
+            return Err(format!(
+                "layernorm variant {} needs subgroup operations, which this adapter lacks",
+                options.norm
+            ));
         }
         match self.kernels.get() {
             Some(k) if k.options != options => Err("kernel options are set before the first model is built".into()),

@@ -39,6 +39,8 @@ kernels! {
     LayernormBackwardDparams => "layernorm_backward_dparams", 256;
     LayernormForwardRows => "layernorm_forward_rows", 64;
     LayernormBackwardDinpRows => "layernorm_backward_dinp_rows", 64;
+    LayernormForwardSubgroup => "layernorm_forward_subgroup", 64;
+    LayernormBackwardDinpSubgroup => "layernorm_backward_dinp_subgroup", 64;
     Matmul => "matmul", 256;
     MatmulTiled => "matmul_tiled", 128;
     MatmulUnrolled => "matmul_unrolled", 256;
@@ -54,6 +56,7 @@ kernels! {
     GeluBackward => "gelu_backward", 256;
     ClassifierStats => "classifier_stats", 64;
     ClassifierStatsRows => "classifier_stats_rows", 64;
+    ClassifierStatsSubgroup => "classifier_stats_subgroup", 64;
     ClassifierLoss => "classifier_loss", 256;
     ClassifierBackward => "classifier_backward", 256;
     GradNormPartial => "grad_norm_partial", 256;

@@ -35,7 +35,7 @@ params! {
     /// N rows of C channels.
     RowsParams for [
         LayernormForward, LayernormBackwardDinp, LayernormBackwardDparams, LayernormForwardRows,
-        LayernormBackwardDinpRows
+        LayernormBackwardDinpRows, LayernormForwardSubgroup, LayernormBackwardDinpSubgroup
     ] { n: u32, c: u32 }
     /// out[out_offset..] (=, or += with accumulate) op(a[a_offset..]) @ op(b[b_offset..]) (+ bias)
     /// (+ residual). With `scaled` the product is multiplied by `scale` (LoRA's alpha / rank)
@@ -60,7 +60,7 @@ params! {
     /// An elementwise kernel over n values.
     CountParams for [GeluForward, GeluBackward] { n: u32 }
     /// One chunk of vocabulary [v0, v0 + vc) of the logits; `first` starts the running statistics.
-    ClassifierStatsParams for [ClassifierStats, ClassifierStatsRows] { n: u32, vc: u32, v0: u32, first: u32 }
+    ClassifierStatsParams for [ClassifierStats, ClassifierStatsRows, ClassifierStatsSubgroup] { n: u32, vc: u32, v0: u32, first: u32 }
     ClassifierLossParams for [ClassifierLoss] { n: u32, accumulate: u32 }
     ClassifierBackwardParams for [ClassifierBackward] { n: u32, vc: u32, v0: u32 }
     GradNormPartialParams for [GradNormPartial] { numel: u32, slot: u32 }

@@ -1,5 +1,5 @@
 //! The per-adapter trial that picks kernel variants: every matmul candidate that fits the
-//! adapter (for three size classes), both LayerNorm variants, and the flash attention kernels'
+//! adapter (for three size classes), the LayerNorm variants it can run, and the flash attention kernels'
 //! rows an invocation, compiled and timed, the fastest of each kind winning.
 //! The front end supplies the clock (the core has none) and keeps the answer per adapter, so
 //! the trial runs once.
@@ -124,9 +124,11 @@ pub async fn time_candidates(gpu: &Gpu, checked: bool, clock: &TrialClock<'_>) -
     let best = matmul.first().map_or(f64::INFINITY, |c| c.1);
     let close: Vec<MatmulVariant> = matmul.iter().filter(|c| c.1 <= 2.0 * best).map(|c| c.0).collect();
     let matmul_large = time_all(gpu, &close, &product(large), large_reps, clock).await?;
-    let norms = Built::new(gpu, NormVariant::CANDIDATES, |v| KernelOptions { norm: v, ..base });
+    let available: Vec<NormVariant> =
+        NormVariant::CANDIDATES.iter().copied().filter(|v| v.available(gpu.features)).collect();
+    let norms = Built::new(gpu, &available, |v| KernelOptions { norm: v, ..base });
     let layernorm = |v| vec![crate::bench::layernorm_with(gpu, norms.of(v), rows, channels)];
-    let norm = time_all(gpu, NormVariant::CANDIDATES, &layernorm, reps, clock).await?;
+    let norm = time_all(gpu, &available, &layernorm, reps, clock).await?;
     let attentions = Built::new(gpu, AttentionRows::CANDIDATES, |v| KernelOptions { attention: v, ..base });
     let attend = |v| crate::bench::attention_with(gpu, attentions.of(v), heads).into();
     let attention = time_all(gpu, AttentionRows::CANDIDATES, &attend, reps, clock).await?;
@@ -246,14 +248,15 @@ pub fn options_json(o: &KernelOptions) -> serde_json::Value {
 }
 
 /// Reads what `options_json` wrote, None where anything is missing, unknown or does not fit
-/// this adapter (a new build's variants, another GPU's limits): then the trial runs again.
+/// this adapter (a new build's variants, another GPU's limits or features): then the trial runs
+/// again.
 pub fn options_from_json(v: &serde_json::Value, gpu: &Gpu, checked: bool) -> Option<KernelOptions> {
     let matmul = |key: &str| MatmulVariant::parse(v[key].as_str()?).ok().filter(|m| m.fits(&gpu.limits));
     Some(KernelOptions {
         matmul: matmul("matmul")?,
         matmul_small: matmul("matmul_small")?,
         matmul_large: matmul("matmul_large")?,
-        norm: NormVariant::parse(v["norm"].as_str()?).ok()?,
+        norm: NormVariant::parse(v["norm"].as_str()?).ok().filter(|n| n.available(gpu.features))?,
         attention: AttentionRows::parse(v["attention_rows"].as_str()?).ok()?,
         checked,
     })

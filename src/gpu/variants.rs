@@ -249,22 +249,33 @@ pub fn rewrite_consts(source: &str, consts: &[(&str, u32)]) -> String {
 }
 
 /// How LayerNorm's row reductions run: a workgroup per row with tree sums in workgroup memory
-/// (layernorm_forward.wgsl), or an invocation per row with no barriers (layernorm_*_rows.wgsl).
+/// (layernorm_forward.wgsl), an invocation per row with no barriers (layernorm_*_rows.wgsl), or
+/// a workgroup per row whose sums the subgroups take (layernorm_*_subgroup.wgsl; only where the
+/// adapter has subgroup operations, see `available`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NormVariant {
     Workgroup,
     Rows,
+    Subgroup,
 }
 
 impl NormVariant {
-    pub const CANDIDATES: &'static [NormVariant] = &[NormVariant::Workgroup, NormVariant::Rows];
+    /// Every variant; the trial times those `available` on its adapter.
+    pub const CANDIDATES: &'static [NormVariant] = &[NormVariant::Workgroup, NormVariant::Rows, NormVariant::Subgroup];
 
     pub fn parse(s: &str) -> Result<NormVariant, String> {
         match s {
             "workgroup" => Ok(NormVariant::Workgroup),
             "rows" => Ok(NormVariant::Rows),
-            _ => Err(format!("layernorm variant '{s}' is neither 'workgroup' nor 'rows'")),
+            "subgroup" => Ok(NormVariant::Subgroup),
+            _ => Err(format!("layernorm variant '{s}' is not 'workgroup', 'rows' or 'subgroup'")),
         }
+    }
+
+    /// Whether an adapter with these features runs the variant: the subgroup kernels need
+    /// `Features::SUBGROUP` (which wgpu 30 offers natively, never in a browser).
+    pub fn available(self, features: wgpu::Features) -> bool {
+        self != NormVariant::Subgroup || features.contains(wgpu::Features::SUBGROUP)
     }
 
     /// The forward and input-gradient kernels, and the grid for N rows.
@@ -273,17 +284,22 @@ impl NormVariant {
         match self {
             NormVariant::Workgroup => (Kernel::LayernormForward, Kernel::LayernormBackwardDinp, Grid::Groups(n)),
             NormVariant::Rows => (Kernel::LayernormForwardRows, Kernel::LayernormBackwardDinpRows, Grid::Threads(n)),
+            NormVariant::Subgroup => {
+                (Kernel::LayernormForwardSubgroup, Kernel::LayernormBackwardDinpSubgroup, Grid::Groups(n))
+            }
         }
     }
 
     /// The classifier's softmax statistics over N rows of a vocabulary chunk, reduced the same
     /// way as LayerNorm's rows: an adapter where an invocation a row beat a workgroup a row for
-    /// LayerNorm has dear barriers, which the classifier's reductions pay as well.
+    /// LayerNorm has dear barriers, which the classifier's reductions pay as well; one where
+    /// the subgroups' sums won has them for the classifier too.
     pub fn classifier_stats(self, n: usize) -> (super::Kernel, super::Grid) {
         use super::{Grid, Kernel};
         match self {
             NormVariant::Workgroup => (Kernel::ClassifierStats, Grid::Groups(n)),
             NormVariant::Rows => (Kernel::ClassifierStatsRows, Grid::Threads(n)),
+            NormVariant::Subgroup => (Kernel::ClassifierStatsSubgroup, Grid::Groups(n)),
         }
     }
 }
@@ -293,6 +309,7 @@ impl fmt::Display for NormVariant {
         f.write_str(match self {
             NormVariant::Workgroup => "workgroup",
             NormVariant::Rows => "rows",
+            NormVariant::Subgroup => "subgroup",
         })
     }
 }
