@@ -110,8 +110,8 @@ impl Generator {
         final_norm(&mut r, &weights, lnf, &x, 1);
         // The tied LM head over each buffer of wte, into its slice of the logits.
         for (part, row0, rows) in &weights.tensors[WTE].parts {
-            let p = MatvecParams { n: u(*rows), k: u(c), trans_b: 1, out_offset: u(*row0), ..Default::default() };
-            r.matvec(p, logits.bind(), shared.ln1.bind(), part.bind(), None, None);
+            let p = MatmulParams { m: 1, n: u(*rows), k: u(c), trans_b: 1, out_offset: u(*row0), ..Default::default() };
+            r.matmul(p, logits.bind(), shared.ln1.bind(), part.bind(), None, None);
         }
         let program = r.prog;
         let buffers = vec![x, shared.ln1, shared.qkv, shared.fch];

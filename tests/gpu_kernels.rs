@@ -212,6 +212,59 @@ fn matmul_forward_and_backward() {
     }
 }
 
+/// matmul_narrow (one invocation an output: products with a side under NARROW_SIDE) against
+/// plain loops: every layout, operands and output at offsets, and each epilogue (bias and
+/// residual; scaled and accumulated), on a sliver of columns, a sliver of rows, one row, and K
+/// of 1 and of 1024.
+#[test]
+fn matmul_narrow_against_loops() {
+    let Some(g) = Bench::new() else { return };
+    for &(m, n, k) in &[(1024, 1, 64), (1, 64, 1024), (37, 8, 5), (5, 70, 1), (1, 1, 3)] {
+        for (ta, tb) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            let (ao, bo, oo) = (3, 5, 2);
+            let a = random(ao + m * k, 61, 1.0);
+            let b = random(bo + k * n, 62, 1.0);
+            let (bias, residual, out0) = (random(n, 63, 1.0), random(m * n, 64, 1.0), random(m * n, 65, 1.0));
+            let at = |r: usize, kk: usize| a[ao + if ta == 1 { kk * m + r } else { r * k + kk }];
+            let bt = |kk: usize, c: usize| b[bo + if tb == 1 { c * k + kk } else { kk * n + c }];
+            let product: Vec<f32> =
+                (0..m * n).map(|i| (0..k).map(|kk| at(i / n, kk) * bt(kk, i % n)).sum::<f32>()).collect();
+            let p = MatmulParams {
+                m: u(m),
+                n: u(n),
+                k: u(k),
+                trans_a: ta,
+                trans_b: tb,
+                a_offset: u(ao),
+                b_offset: u(bo),
+                out_offset: u(oo),
+                ..Default::default()
+            };
+            let (a_g, b_g, bias_g, res_g) = (g.f(&a), g.f(&b), g.f(&bias), g.f(&residual));
+            let start: Vec<f32> = [vec![7.0; oo], out0.clone()].concat();
+            let epilogues = [
+                ("bias and residual", MatmulParams { has_bias: 1, has_residual: 1, ..p }),
+                ("scaled and accumulated", MatmulParams { scaled: 1, scale: 0.5, accumulate: 1, ..p }),
+            ];
+            for (what, q) in epilogues {
+                let want: Vec<f32> = (0..m * n)
+                    .map(|i| match q.accumulate {
+                        1 => out0[i] + 0.5 * product[i],
+                        _ => product[i] + bias[i % n] + residual[i],
+                    })
+                    .collect();
+                let out = g.f(&start);
+                let grid = grid_1d((m * n).div_ceil(64));
+                g.run(Kernel::MatmulNarrow, &q, &[&out, &a_g, &b_g, &bias_g, &res_g], grid);
+                let got = g.read(&out);
+                let what = format!("matmul_narrow {m}x{n}x{k} trans ({ta}, {tb}), {what}");
+                assert!(got[..oo].iter().all(|&x| x == 7.0), "{what}: wrote before its offset");
+                assert_close(&what, &got[oo..], &want, RTOL, ATOL);
+            }
+        }
+    }
+}
+
 /// Both operands transposed and read from offsets into their buffers, written at an offset
 /// (products no layer records, but the kernels take): out = A^T B^T against plain loops, on
 /// sizes across the tiles' edges and their 4-word reads.
@@ -346,16 +399,17 @@ fn matmul_forward_and_backward_on(g: &Bench) {
         let p = MatmulParams { m: u(n), n: u(oc), k: u(c), ..Default::default() };
         g.matmul_residual(&out_g, &inp_g, &w_g, Some(&bias_g), Some(&res_g), p);
         assert_close("matmul with a residual", &g.read(&out_g), &want, RTOL, ATOL);
-        // One row through the matrix-vector kernel (decoding), written at an offset, without and
-        // with a residual.
+        // One row (decoding) through matmul_narrow, written at an offset, without and with a
+        // residual.
         let row_g = g.f(&vec![0.0; oc + 3]);
-        let p = MatvecParams { n: u(oc), k: u(c), has_bias: 1, out_offset: 3, ..Default::default() };
+        let p = MatmulParams { m: 1, n: u(oc), k: u(c), has_bias: 1, out_offset: 3, ..Default::default() };
         let (row_in, unused) = (g.f(&inp[..c]), g.f(&[0.0]));
-        g.run(Kernel::Matvec, &p, &[&row_g, &row_in, &w_g, &bias_g, &unused], grid_1d(oc.div_ceil(64)));
-        assert_close("matvec", &g.read(&row_g)[3..], &out[..oc], RTOL, ATOL);
-        let p = MatvecParams { has_residual: 1, ..p };
-        g.run(Kernel::Matvec, &p, &[&row_g, &row_in, &w_g, &bias_g, &g.f(&residual[..oc])], grid_1d(oc.div_ceil(64)));
-        assert_close("matvec with a residual", &g.read(&row_g)[3..], &want[..oc], RTOL, ATOL);
+        g.run(Kernel::MatmulNarrow, &p, &[&row_g, &row_in, &w_g, &bias_g, &unused], grid_1d(oc.div_ceil(64)));
+        assert_close("one row", &g.read(&row_g)[3..], &out[..oc], RTOL, ATOL);
+        let p = MatmulParams { has_residual: 1, ..p };
+        let residual_row = g.f(&residual[..oc]);
+        g.run(Kernel::MatmulNarrow, &p, &[&row_g, &row_in, &w_g, &bias_g, &residual_row], grid_1d(oc.div_ceil(64)));
+        assert_close("one row with a residual", &g.read(&row_g)[3..], &want[..oc], RTOL, ATOL);
 
         let dout = random(n * oc, 17, 1.0);
         let (mut dinp, mut dw, mut db) = (vec![0.0; n * c], vec![0.0; c * oc], vec![0.0; oc]);
@@ -435,11 +489,12 @@ fn lm_head_through_matmul_on(g: &Bench) {
         g.matmul(&dwte_g, &dl_g, &x_g, None, p);
     }
     assert_close("lm head forward", &got_logits, &logits, RTOL, ATOL);
-    // The last row's logits through the matrix-vector kernel, from rows 30.. of wte.
+    // The last row's logits through matmul_narrow (decoding), from rows 30.. of wte.
     let row_g = g.f(&vec![0.0; v - 30]);
-    let p = MatvecParams { n: u(v - 30), k: u(c), trans_b: 1, b_offset: u(30 * c), ..Default::default() };
-    g.run(Kernel::Matvec, &p, &[&row_g, &g.f(&x[(n - 1) * c..]), &wte_g, &g.f(&[0.0]), &g.f(&[0.0])], grid_1d(1));
-    assert_close("lm head matvec", &g.read(&row_g), &logits[(n - 1) * v + 30..], RTOL, ATOL);
+    let p = MatmulParams { m: 1, n: u(v - 30), k: u(c), trans_b: 1, b_offset: u(30 * c), ..Default::default() };
+    let last_row = g.f(&x[(n - 1) * c..]);
+    g.run(Kernel::MatmulNarrow, &p, &[&row_g, &last_row, &wte_g, &g.f(&[0.0]), &g.f(&[0.0])], grid_1d(1));
+    assert_close("lm head, one row", &g.read(&row_g), &logits[(n - 1) * v + 30..], RTOL, ATOL);
     assert_close("lm head dx", &g.read(&dx_g), &dx, RTOL, ATOL);
     assert_close("lm head dwte", &g.read(&dwte_g), &dwte, RTOL, ATOL);
 }

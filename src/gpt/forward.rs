@@ -7,7 +7,7 @@
 use super::attention::{attention_forward, AttentionBufs};
 use super::{BlockActs, GpuLora, GpuWeights, VocabChunk};
 use crate::gpu::params::*;
-use crate::gpu::{Bind, Gpu, GpuTensor, Grid, Kernel, Kernels, Program};
+use crate::gpu::{Bind, Gpu, GpuTensor, Grid, Kernel, Kernels, Program, NARROW_SIDE};
 use crate::model::{block_params, ln_f, WPE, WTE};
 
 /// Builds one program: dispatches with their parameters, bindings and grids.
@@ -40,7 +40,8 @@ impl<'a> Rec<'a> {
         self.prog.push(self.k.dispatch_specialised(self.gpu, kernel, consts, &params, bufs, grid));
     }
 
-    /// out (M, N) = op(a) @ op(b) (+ bias (N)) (+ residual (M, N)); see matmul.wgsl.
+    /// out (M, N) = op(a) @ op(b) (+ bias (N)) (+ residual (M, N)); see matmul.wgsl. The
+    /// options' variant for its size, or matmul_narrow where M, N or K is under `NARROW_SIDE`.
     pub fn matmul(
         &mut self,
         p: MatmulParams,
@@ -50,32 +51,19 @@ impl<'a> Rec<'a> {
         bias: Option<Bind<'_>>,
         residual: Option<Bind<'_>>,
     ) {
-        let (variant, grid) = self.k.matmul_launch(p.m, p.n, p.k);
         let p = MatmulParams { has_bias: bias.is_some() as u32, has_residual: residual.is_some() as u32, ..p };
         let bufs = [out, a, b, bias.unwrap_or(self.unbound), residual.unwrap_or(self.unbound)];
+        if p.m.min(p.n).min(p.k) < NARROW_SIDE {
+            return self.push(Kernel::MatmulNarrow, p, &bufs, Grid::Threads(p.m as usize * p.n as usize));
+        }
+        let (variant, grid) = self.k.matmul_launch(p.m, p.n, p.k);
         self.push_specialised(variant.kernel(), &variant.consts_for(&p), p, &bufs, grid);
-    }
-
-    /// out (N) = a (K) @ op(b) (+ bias) (+ residual) for one row; see matvec.wgsl.
-    pub fn matvec(
-        &mut self,
-        p: MatvecParams,
-        out: Bind<'_>,
-        a: Bind<'_>,
-        b: Bind<'_>,
-        bias: Option<Bind<'_>>,
-        residual: Option<Bind<'_>>,
-    ) {
-        let p = MatvecParams { has_bias: bias.is_some() as u32, has_residual: residual.is_some() as u32, ..p };
-        let grid = Grid::Threads(p.n as usize);
-        let bufs = [out, a, b, bias.unwrap_or(self.unbound), residual.unwrap_or(self.unbound)];
-        self.push(Kernel::Matvec, p, &bufs, grid);
     }
 
     /// A linear layer in GPT-2's Conv1D layout: out (N, OC) = inp (N, IC) @ W (IC, OC) + bias
     /// (+ residual (N, OC): the block's residual connection, added by the product's epilogue),
     /// with W table entry `weight` of `w` and its bias the entry after it. The one place every
-    /// projection of a block is recorded; a single row (decoding) takes the matrix-vector kernel.
+    /// projection of a block is recorded (a single row, decoding, runs on matmul_narrow).
     pub fn linear(
         &mut self,
         out: &GpuTensor,
@@ -86,10 +74,6 @@ impl<'a> Rec<'a> {
         [n, ic, oc]: [usize; 3],
     ) {
         let (wb, bias, residual) = (w.buf(weight), Some(w.buf(weight + 1)), residual.map(|r| r.bind()));
-        if n == 1 {
-            let p = MatvecParams { n: u(oc), k: u(ic), ..Default::default() };
-            return self.matvec(p, out.bind(), inp.bind(), wb, bias, residual);
-        }
         let p = MatmulParams { m: u(n), n: u(oc), k: u(ic), ..Default::default() };
         self.matmul(p, out.bind(), inp.bind(), wb, bias, residual);
     }

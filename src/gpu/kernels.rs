@@ -44,7 +44,7 @@ kernels! {
     Matmul => "matmul", 256;
     MatmulTiled => "matmul_tiled", 128;
     MatmulUnrolled => "matmul_unrolled", 256;
-    Matvec => "matvec", 64;
+    MatmulNarrow => "matmul_narrow", 64;
     MatmulBackwardBias => "matmul_backward_bias", 256;
     AttentionForward => "attention_forward", 64;
     AttentionBackwardDpreatt => "attention_backward_dpreatt", 64;

@@ -17,5 +17,5 @@ pub use profile::{by_kernel, profile};
 pub use tensor::{map_and_read, read_bytes, uniform, Bind, GpuTensor};
 pub use variants::{
     rewrite_consts, specialise, unrolled_entry, AttentionRows, KernelOptions, MatmulVariant, NormVariant, Tile,
-    LARGE_MATMUL_WORK, SMALL_MATMUL_WORK,
+    LARGE_MATMUL_WORK, NARROW_SIDE, SMALL_MATMUL_WORK,
 };

@@ -40,15 +40,10 @@ params! {
     /// out[out_offset..] (=, or += with accumulate) op(a[a_offset..]) @ op(b[b_offset..]) (+ bias)
     /// (+ residual). With `scaled` the product is multiplied by `scale` (LoRA's alpha / rank)
     /// before the bias.
-    MatmulParams for [Matmul, MatmulTiled, MatmulUnrolled] {
+    MatmulParams for [Matmul, MatmulTiled, MatmulUnrolled, MatmulNarrow] {
         m: u32, n: u32, k: u32, trans_a: u32, trans_b: u32, has_bias: u32,
         accumulate: u32, a_offset: u32, b_offset: u32, out_offset: u32, scaled: u32, scale: f32,
         has_residual: u32
-    }
-    /// out[out_offset..][N] = a (K) @ op(b[b_offset..]) (+ bias) (+ residual): one row, see
-    /// matvec.wgsl.
-    MatvecParams for [Matvec] {
-        n: u32, k: u32, trans_b: u32, has_bias: u32, b_offset: u32, out_offset: u32, has_residual: u32
     }
     BiasBackwardParams for [MatmulBackwardBias] { n: u32, oc: u32 }
     AttentionParams for [

@@ -353,6 +353,13 @@ impl fmt::Display for AttentionRows {
 /// 16x16:4x8:16, which is 11% faster on `small`).
 pub const SMALL_MATMUL_WORK: u64 = 1 << 25;
 
+/// Products with fewer rows, columns or shared terms (M, N or K) than this take `matmul_narrow`,
+/// one invocation an output, whatever the options say: a tile at least 64 outputs on a side, or
+/// 8 or 16 terms of K a step, would mostly compute what falls outside (the sliver of a
+/// vocabulary chunk and its input gradient, a LoRA adapter's rank, a short prompt). On lavapipe
+/// 1024 x 64 x 1 took 1.05-1.11 ms tiled.
+pub const NARROW_SIDE: u32 = 16;
+
 /// Products of at least this many multiply-adds take `KernelOptions::matmul_large`: on lavapipe
 /// 1024^3 ran 1.4x faster with 16x16 outputs an invocation than with the 8x8 that wins on a
 /// 128-channel model's products (a 256-wide tile wastes half its work where N is 128).
