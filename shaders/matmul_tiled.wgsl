@@ -21,8 +21,8 @@ const WY: u32 = 8u;
 const TM: u32 = 8u;
 const TN: u32 = 4u;
 const BK: u32 = 16u;
-// 1: M, N and K are whole multiples of the tile (BM, BN, BK) and the epilogue is plain (no
-// scale, no accumulate), so no load or store needs a bounds test: rewritten per product by
+// 1: M, N and K are whole multiples of the tile (BM, BN, BK) and the product is not scaled,
+// so no load or store needs a bounds test: rewritten per product by
 // `MatmulVariant::consts_for`, and the tests of it fold away when the pipeline is compiled
 // (on lavapipe a 1024 x 192 x 64 product took 2.0-2.8x less time without the bounds tests).
 const WHOLE: u32 = 0u;
@@ -30,6 +30,10 @@ const WHOLE: u32 = 0u;
 // runtime test, lavapipe paid for the residual's loads in every product, with or without one
 // (1024 x 192 x 64 took 4.2-4.7 ms against 2.3-3.6).
 const RESIDUAL: u32 = 0u;
+// 1: the product is added into out (the Params' accumulate, compiled in by `consts_for` as
+// RESIDUAL is): whole tiles then stay whole (the LM head's input gradient, summed over GPT-2's
+// 25 vocabulary chunks, would otherwise take the bounds-tested path for all but one).
+const ACCUMULATE: u32 = 0u;
 
 const BM: u32 = WY * TM;
 const BN: u32 = WX * TN;
@@ -80,6 +84,7 @@ fn store4(row: u32, col: u32, v: vec4<f32>) {
         let r = row * p.n + col;
         if (RESIDUAL == 1u) { x += vec4<f32>(residual[r], residual[r + 1u], residual[r + 2u], residual[r + 3u]); }
         let o = p.out_offset + r;
+        if (ACCUMULATE == 1u) { x += vec4<f32>(out[o], out[o + 1u], out[o + 2u], out[o + 3u]); }
         out[o] = x.x;
         out[o + 1u] = x.y;
         out[o + 2u] = x.z;
@@ -95,7 +100,7 @@ fn store4(row: u32, col: u32, v: vec4<f32>) {
             if (p.has_bias == 1u) { x += bias[c]; }
             if (RESIDUAL == 1u) { x += residual[row * p.n + c]; }
             let o = p.out_offset + row * p.n + c;
-            if (p.accumulate == 1u) { x += out[o]; }
+            if (ACCUMULATE == 1u) { x += out[o]; }
             out[o] = x;
         }
     }

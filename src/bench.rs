@@ -35,14 +35,26 @@ fn finish(name: &'static str, r: Rec, flops: f64, bytes: f64, buffers: Vec<GpuTe
     OpBench { name, out: buffers[0].clone(), program: r.prog, flops, bytes, kernels, _buffers: buffers }
 }
 
-/// out (M, N) = op(A) @ op(B), with A (M, K) or (K, M) when `trans_a`, B (K, N) or (N, K)
-/// when `trans_b`: the three products of a linear layer's forward and backward.
-pub fn matmul(gpu: &Gpu, shape: [usize; 3], trans_a: bool, trans_b: bool) -> OpBench {
-    matmul_with(gpu, &gpu.kernels(), shape, trans_a, trans_b)
+/// How a benchmarked product reads its operands and writes its result.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProductLayout {
+    /// A is (K, M), read transposed (a weight gradient).
+    pub trans_a: bool,
+    /// B is (N, K), read transposed (an input gradient, the tied LM head).
+    pub trans_b: bool,
+    /// The product is added into out (the LM head's input gradient over vocabulary chunks).
+    pub accumulate: bool,
+}
+
+/// out (M, N) = op(A) @ op(B) (added into out where `layout.accumulate`), with A (M, K) or
+/// (K, M), B (K, N) or (N, K) as `layout` says: the three products of a linear layer's forward
+/// and backward.
+pub fn matmul(gpu: &Gpu, shape: [usize; 3], layout: ProductLayout) -> OpBench {
+    matmul_with(gpu, &gpu.kernels(), shape, layout)
 }
 
 /// `matmul` with the given pipelines (a variant under trial) instead of the device's.
-pub fn matmul_with(gpu: &Gpu, kernels: &Kernels, [m, n, k]: [usize; 3], trans_a: bool, trans_b: bool) -> OpBench {
+pub fn matmul_with(gpu: &Gpu, kernels: &Kernels, [m, n, k]: [usize; 3], layout: ProductLayout) -> OpBench {
     let (a, b) = (filled(gpu, "bench a", m * k, 1), filled(gpu, "bench b", k * n, 2));
     let (out, no_bias) = (GpuTensor::zeros(gpu, "bench out", m * n), GpuTensor::zeros(gpu, "no bias", 1));
     let mut r = Rec::new(gpu, kernels, no_bias.bind());
@@ -50,8 +62,9 @@ pub fn matmul_with(gpu: &Gpu, kernels: &Kernels, [m, n, k]: [usize; 3], trans_a:
         m: u(m),
         n: u(n),
         k: u(k),
-        trans_a: trans_a as u32,
-        trans_b: trans_b as u32,
+        trans_a: layout.trans_a as u32,
+        trans_b: layout.trans_b as u32,
+        accumulate: layout.accumulate as u32,
         ..Default::default()
     };
     r.matmul(p, out.bind(), a.bind(), b.bind(), None, None);

@@ -304,8 +304,8 @@ fn matmul_both_transposed_at_offsets() {
 
 /// Products of whole tiles (M, N and K multiples of the variant's BM, BN and BK), which compile
 /// without bounds tests (`MatmulVariant::consts_for`), on every candidate: each layout, with and
-/// without a bias, operands and output at offsets, against plain loops; and the same shapes
-/// accumulated or scaled, and one row short, keep the tests.
+/// without a bias, with a residual, added into out, operands and output at offsets, against
+/// plain loops; and the same shapes scaled, one row short or a step of K short keep the tests.
 #[test]
 fn matmul_of_whole_tiles() {
     for g in Bench::each_matmul() {
@@ -354,8 +354,15 @@ fn matmul_of_whole_tiles() {
                 assert_eq!(whole(&q), v.shape().is_some(), "{what}: with a residual, not compiled as whole tiles");
                 g.matmul_residual(&out, &g.f(&a), &g.f(&b), with_bias.then_some(&bias_g), Some(&g.f(&residual)), p);
                 assert_close(&format!("{what}, residual"), &g.read(&out)[oo..], &want_res, RTOL, ATOL);
+                // Added into what out holds (the residual's result): still whole tiles.
+                let q = MatmulParams { accumulate: 1, ..p };
+                assert_eq!(whole(&q), v.shape().is_some(), "{what}: accumulated, not compiled as whole tiles");
+                g.matmul(&out, &g.f(&a), &g.f(&b), with_bias.then_some(&bias_g), q);
+                let want_acc: Vec<f32> = want_res.iter().zip(&want).map(|(r, x)| r + x).collect();
+                let got = g.read(&out);
+                assert!(got[..oo].iter().all(|&x| x == 0.0), "{what}: accumulated before its offset");
+                assert_close(&format!("{what}, accumulated"), &got[oo..], &want_acc, RTOL, ATOL);
                 for (name, q) in [
-                    ("accumulated", MatmulParams { accumulate: 1, ..p }),
                     ("scaled", MatmulParams { scaled: 1, scale: 0.5, ..p }),
                     ("a row short", MatmulParams { m: p.m - 1, ..p }),
                     ("a step of K short", MatmulParams { k: p.k - 1, ..p }),

@@ -298,6 +298,9 @@ pub struct BenchArgs {
     /// Read B (N, K) transposed, as an input gradient does
     #[arg(long)]
     pub trans_b: bool,
+    /// Add the product into out, as the LM head's input gradient does over vocabulary chunks
+    #[arg(long)]
+    pub accumulate: bool,
     /// Channels per attention head
     #[arg(long, default_value_t = 64)]
     pub head_dim: usize,

@@ -3,7 +3,7 @@
 //! GFLOP/s, GB/s against the bytes it must move at least, and the kernels it launched.
 
 use crate::args::{BenchArgs, BenchOp};
-use kiln::bench::OpBench;
+use kiln::bench::{OpBench, ProductLayout};
 use kiln::gpu::{by_kernel, Gpu};
 use serde_json::json;
 use std::time::Instant;
@@ -18,7 +18,8 @@ pub fn run(a: &BenchArgs, op: BenchOp) -> Result<(), String> {
             if a.m == 0 || a.n == 0 || a.k == 0 {
                 return Err("--m, --n and --k must be at least 1".into());
             }
-            vec![kiln::bench::matmul(&gpu, [a.m, a.n, a.k], a.trans_a, a.trans_b)]
+            let layout = ProductLayout { trans_a: a.trans_a, trans_b: a.trans_b, accumulate: a.accumulate };
+            vec![kiln::bench::matmul(&gpu, [a.m, a.n, a.k], layout)]
         }
         BenchOp::Attention => {
             let (b, nh, t) = (a.shape.batch.unwrap_or(16), a.shape.heads.unwrap_or(6), a.shape.block.unwrap_or(256));
@@ -29,7 +30,8 @@ pub fn run(a: &BenchArgs, op: BenchOp) -> Result<(), String> {
         }
     };
     let shape = match op {
-        BenchOp::Matmul => json!({"m": a.m, "n": a.n, "k": a.k, "trans_a": a.trans_a, "trans_b": a.trans_b}),
+        BenchOp::Matmul => json!({"m": a.m, "n": a.n, "k": a.k, "trans_a": a.trans_a, "trans_b": a.trans_b,
+            "accumulate": a.accumulate}),
         BenchOp::Attention => json!({"batch": a.shape.batch.unwrap_or(16), "heads": a.shape.heads.unwrap_or(6),
             "block": a.shape.block.unwrap_or(256), "head_dim": a.head_dim}),
     };

@@ -114,7 +114,7 @@ pub async fn time_candidates(gpu: &Gpu, checked: bool, clock: &TrialClock<'_>) -
     let base = KernelOptions { checked, ..KernelOptions::default() };
     let fits: Vec<MatmulVariant> = MatmulVariant::CANDIDATES.iter().copied().filter(|v| v.fits(&gpu.limits)).collect();
     let built = &Built::new(gpu, &fits, |v| v.everywhere(base));
-    let product = |shape| move |v| vec![crate::bench::matmul_with(gpu, built.of(v), shape, false, false)];
+    let product = |shape| move |v| vec![crate::bench::matmul_with(gpu, built.of(v), shape, Default::default())];
     let matmul = time_all(gpu, &fits, &product(middle), reps, clock).await?;
     // Small products take milliseconds: two runs a round on CPU adapters (with one, lavapipe's
     // choice changed from one trial to the next).

@@ -96,17 +96,18 @@ impl MatmulVariant {
     }
 
     /// `consts` for one product: with `WHOLE` = 1 where its M, N and K are whole multiples of
-    /// the tile and its epilogue plain (no scale, no accumulate), compiled without bounds tests
-    /// (on lavapipe a 1088 x 256 x 64 product's epilogue and loads took 29% of its time with
-    /// them), and `RESIDUAL` as the product adds a residual or not. The simple kernel has no
-    /// constants.
+    /// the tile and it is not scaled, compiled without bounds tests (on lavapipe a 1088 x 256 x
+    /// 64 product's epilogue and loads took 29% of its time with them), and `RESIDUAL` and
+    /// `ACCUMULATE` as the product adds a residual, or adds into out, or not. The simple kernel
+    /// has no constants.
     pub fn consts_for(self, p: &super::params::MatmulParams) -> Vec<(&'static str, u32)> {
         let mut consts = self.consts();
         if let Some(t) = self.shape() {
             let (bm, bn) = self.tile();
             let whole = p.m.is_multiple_of(bm) && p.n.is_multiple_of(bn) && p.k.is_multiple_of(t.bk);
-            consts.push(("WHOLE", (whole && p.accumulate == 0 && p.scaled == 0) as u32));
+            consts.push(("WHOLE", (whole && p.scaled == 0) as u32));
             consts.push(("RESIDUAL", p.has_residual));
+            consts.push(("ACCUMULATE", p.accumulate));
         }
         consts
     }
