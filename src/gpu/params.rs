@@ -55,7 +55,9 @@ params! {
     /// An elementwise kernel over n values.
     CountParams for [GeluForward, GeluBackward] { n: u32 }
     /// One chunk of vocabulary [v0, v0 + vc) of the logits; `first` starts the running statistics.
-    ClassifierStatsParams for [ClassifierStats, ClassifierStatsRows, ClassifierStatsSubgroup] { n: u32, vc: u32, v0: u32, first: u32 }
+    ClassifierStatsParams for [ClassifierStats, ClassifierStatsRows, ClassifierStatsSubgroup] {
+        n: u32, vc: u32, v0: u32, first: u32
+    }
     ClassifierLossParams for [ClassifierLoss] { n: u32, accumulate: u32 }
     ClassifierBackwardParams for [ClassifierBackward] { n: u32, vc: u32, v0: u32 }
     GradNormPartialParams for [GradNormPartial] { numel: u32, slot: u32 }

@@ -1,6 +1,6 @@
 //! The per-adapter trial that picks kernel variants: every matmul candidate that fits the
-//! adapter (for three size classes), the LayerNorm variants it can run, and the flash attention kernels'
-//! rows an invocation, compiled and timed, the fastest of each kind winning.
+//! adapter (for three size classes), the LayerNorm variants it can run, and the flash attention
+//! kernels' rows an invocation, compiled and timed, the fastest of each kind winning.
 //! The front end supplies the clock (the core has none) and keeps the answer per adapter, so
 //! the trial runs once.
 
