@@ -1,6 +1,6 @@
 // classifier_stats_subgroup: classifier_stats with its row max and row sum taken by the
 // subgroup (subgroupMax, subgroupAdd), then one partial a subgroup merged through workgroup
-// memory: two barriers a reduction where the tree takes seven. Taken where the per-adapter trial
+// memory: two barriers a reduction where the tree takes eight. Taken where the per-adapter trial
 // chose LayerNorm's subgroup kernels (adapters with subgroup operations only; nothing assumes a
 // subgroup size). The same formula, bindings, merging of chunks, and results up to summation
 // order.

@@ -1,6 +1,6 @@
 // layernorm_forward_subgroup: layernorm_forward with each row sum taken by the subgroup
 // (subgroupAdd), then one partial a subgroup added through workgroup memory: two barriers a sum
-// where layernorm_forward's tree takes seven. Only for adapters with subgroup operations
+// where layernorm_forward's tree takes eight. Only for adapters with subgroup operations
 // (wgpu's Features::SUBGROUP; native only in wgpu 30); the per-adapter trial times it beside
 // the workgroup and rows kernels. Nothing assumes a subgroup size: the builtins give each
 // invocation its subgroup and lane (an adapter's subgroups hold 4 to 128 invocations, so a
