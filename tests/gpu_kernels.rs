@@ -878,7 +878,7 @@ fn the_trial_times_every_kind() {
     check("matmul", &trial.matmul, &fits);
     check("matmul_small", &trial.matmul_small, &fits);
     check("matmul_large", &trial.matmul_large, &fits);
-    let norms: Vec<_> = NormVariant::CANDIDATES.iter().copied().filter(|v| v.available(g.gpu.features)).collect();
+    let norms = NormVariant::candidates_for(g.gpu.features);
     check("norm", &trial.norm, &norms);
     check("attention", &trial.attention, AttentionRows::CANDIDATES);
     assert_eq!(trial.matmul.len(), fits.len());

@@ -124,8 +124,7 @@ pub async fn time_candidates(gpu: &Gpu, checked: bool, clock: &TrialClock<'_>) -
     let best = matmul.first().map_or(f64::INFINITY, |c| c.1);
     let close: Vec<MatmulVariant> = matmul.iter().filter(|c| c.1 <= 2.0 * best).map(|c| c.0).collect();
     let matmul_large = time_all(gpu, &close, &product(large), large_reps, clock).await?;
-    let available: Vec<NormVariant> =
-        NormVariant::CANDIDATES.iter().copied().filter(|v| v.available(gpu.features)).collect();
+    let available = NormVariant::candidates_for(gpu.features);
     let norms = Built::new(gpu, &available, |v| KernelOptions { norm: v, ..base });
     let layernorm = |v| vec![crate::bench::layernorm_with(gpu, norms.of(v), rows, channels)];
     let norm = time_all(gpu, &available, &layernorm, reps, clock).await?;

@@ -273,6 +273,11 @@ impl NormVariant {
         }
     }
 
+    /// The candidates an adapter with these features runs: what its trial times.
+    pub fn candidates_for(features: wgpu::Features) -> Vec<NormVariant> {
+        NormVariant::CANDIDATES.iter().copied().filter(|v| v.available(features)).collect()
+    }
+
     /// Whether an adapter with these features runs the variant: the subgroup kernels need
     /// `Features::SUBGROUP` (which wgpu 30 offers natively, never in a browser).
     pub fn available(self, features: wgpu::Features) -> bool {
