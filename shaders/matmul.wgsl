@@ -13,13 +13,16 @@
 // has_residual = 1 an (M, N) tensor is added (a block's residual connection, x + proj(..),
 // written by the projection itself rather than by a kernel of its own: twin
 // cpu::residual_forward after the product).
+// k_slice: the register-tiled kernels' slice of K for a product split over K (their workgroup
+// z takes words [z * k_slice, (z + 1) * k_slice) of K and writes its partial product (M, N) at
+// out_offset + z * M * N, which matmul_split_sum then adds up); 0, the whole of K, here.
 // Each workgroup computes a 64x64 tile of out; each of its 16x16 invocations owns 4x4 outputs,
 // strided by 16 so that neighbouring invocations write neighbouring addresses.
 
 struct Params {
     m: u32, n: u32, k: u32, trans_a: u32, trans_b: u32, has_bias: u32,
     accumulate: u32, a_offset: u32, b_offset: u32, out_offset: u32, scaled: u32, scale: f32,
-    has_residual: u32,
+    has_residual: u32, k_slice: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

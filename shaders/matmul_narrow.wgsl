@@ -14,7 +14,7 @@
 struct Params {
     m: u32, n: u32, k: u32, trans_a: u32, trans_b: u32, has_bias: u32,
     accumulate: u32, a_offset: u32, b_offset: u32, out_offset: u32, scaled: u32, scale: f32,
-    has_residual: u32,
+    has_residual: u32, k_slice: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

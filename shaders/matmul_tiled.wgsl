@@ -44,7 +44,7 @@ const TN4: u32 = TN / 4u;
 struct Params {
     m: u32, n: u32, k: u32, trans_a: u32, trans_b: u32, has_bias: u32,
     accumulate: u32, a_offset: u32, b_offset: u32, out_offset: u32, scaled: u32, scale: f32,
-    has_residual: u32,
+    has_residual: u32, k_slice: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -75,15 +75,15 @@ fn load_b(kk: u32, col: u32) -> f32 {
     return select(0.0, b[p.b_offset + select(0u, i, inside)], inside);
 }
 
-// Adds this invocation's sums for 4 rows x 4 columns from (row, col) into out, as the epilogue
-// says (scale, bias, residual, accumulate), skipping what falls outside (M, N).
-fn store4(row: u32, col: u32, v: vec4<f32>) {
+// Adds this invocation's sums for 4 rows x 4 columns from (row, col) into out from word `base`,
+// as the epilogue says (scale, bias, residual, accumulate), skipping what falls outside (M, N).
+fn store4(base: u32, row: u32, col: u32, v: vec4<f32>) {
     if (WHOLE == 1u) {
         var x = v;
         if (p.has_bias == 1u) { x += vec4<f32>(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]); }
         let r = row * p.n + col;
         if (RESIDUAL == 1u) { x += vec4<f32>(residual[r], residual[r + 1u], residual[r + 2u], residual[r + 3u]); }
-        let o = p.out_offset + r;
+        let o = base + r;
         if (ACCUMULATE == 1u) { x += vec4<f32>(out[o], out[o + 1u], out[o + 2u], out[o + 3u]); }
         out[o] = x.x;
         out[o + 1u] = x.y;
@@ -99,7 +99,7 @@ fn store4(row: u32, col: u32, v: vec4<f32>) {
             if (p.scaled == 1u) { x *= p.scale; }
             if (p.has_bias == 1u) { x += bias[c]; }
             if (RESIDUAL == 1u) { x += residual[row * p.n + c]; }
-            let o = p.out_offset + row * p.n + c;
+            let o = base + row * p.n + c;
             if (ACCUMULATE == 1u) { x += out[o]; }
             out[o] = x;
         }
@@ -147,7 +147,12 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     var acc: array<vec4<f32>, TM * TN4>;
     var a4: array<vec4<f32>, TM4>;
     var b4: array<vec4<f32>, TN4>;
-    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+    // This workgroup's slice of K, and where its sums go: all of K into out, or for a product
+    // split over K (k_slice > 0, see matmul.wgsl) slice wid.z into partial product wid.z.
+    let k_begin = wid.z * p.k_slice;
+    let k_end = select(p.k, min(p.k, k_begin + p.k_slice), p.k_slice != 0u);
+    let base = p.out_offset + wid.z * p.m * p.n;
+    for (var k0 = k_begin; k0 < k_end; k0 += BK) {
         stage_tiles(k0, row0, col0, tid);
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
@@ -168,7 +173,7 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         for (var ii = 0u; ii < 4u; ii++) {
             let row = row0 + (lid.y + i4 * WY) * 4u + ii;
             for (var j4 = 0u; j4 < TN4; j4++) {
-                store4(row, col0 + (lid.x + j4 * WX) * 4u, acc[(i4 * 4u + ii) * TN4 + j4]);
+                store4(base, row, col0 + (lid.x + j4 * WX) * 4u, acc[(i4 * 4u + ii) * TN4 + j4]);
             }
         }
     }

@@ -37,7 +37,7 @@ const THREADS: u32 = WX * WY;
 struct Params {
     m: u32, n: u32, k: u32, trans_a: u32, trans_b: u32, has_bias: u32,
     accumulate: u32, a_offset: u32, b_offset: u32, out_offset: u32, scaled: u32, scale: f32,
-    has_residual: u32,
+    has_residual: u32, k_slice: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -68,15 +68,15 @@ fn load_b(kk: u32, col: u32) -> f32 {
     return select(0.0, b[p.b_offset + select(0u, i, inside)], inside);
 }
 
-// Adds this invocation's sums for 4 rows x 4 columns from (row, col) into out, as the epilogue
-// says (scale, bias, residual, accumulate), skipping what falls outside (M, N).
-fn store4(row: u32, col: u32, v: vec4<f32>) {
+// Adds this invocation's sums for 4 rows x 4 columns from (row, col) into out from word `base`,
+// as the epilogue says (scale, bias, residual, accumulate), skipping what falls outside (M, N).
+fn store4(base: u32, row: u32, col: u32, v: vec4<f32>) {
     if (WHOLE == 1u) {
         var x = v;
         if (p.has_bias == 1u) { x += vec4<f32>(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]); }
         let r = row * p.n + col;
         if (RESIDUAL == 1u) { x += vec4<f32>(residual[r], residual[r + 1u], residual[r + 2u], residual[r + 3u]); }
-        let o = p.out_offset + r;
+        let o = base + r;
         if (ACCUMULATE == 1u) { x += vec4<f32>(out[o], out[o + 1u], out[o + 2u], out[o + 3u]); }
         out[o] = x.x;
         out[o + 1u] = x.y;
@@ -92,7 +92,7 @@ fn store4(row: u32, col: u32, v: vec4<f32>) {
             if (p.scaled == 1u) { x *= p.scale; }
             if (p.has_bias == 1u) { x += bias[c]; }
             if (RESIDUAL == 1u) { x += residual[row * p.n + c]; }
-            let o = p.out_offset + row * p.n + c;
+            let o = base + row * p.n + c;
             if (ACCUMULATE == 1u) { x += out[o]; }
             out[o] = x;
         }
@@ -140,7 +140,12 @@ fn matmul_unrolled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     var acc_1_0 = vec4<f32>();
     var acc_2_0 = vec4<f32>();
     var acc_3_0 = vec4<f32>();
-    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+    // This workgroup's slice of K, and where its sums go: all of K into out, or for a product
+    // split over K (k_slice > 0, see matmul.wgsl) slice wid.z into partial product wid.z.
+    let k_begin = wid.z * p.k_slice;
+    let k_end = select(p.k, min(p.k, k_begin + p.k_slice), p.k_slice != 0u);
+    let base = p.out_offset + wid.z * p.m * p.n;
+    for (var k0 = k_begin; k0 < k_end; k0 += BK) {
         stage_tiles(k0, row0, col0, tid);
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
@@ -156,6 +161,6 @@ fn matmul_unrolled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
     let sums = array<vec4<f32>, 4>(acc_0_0, acc_1_0, acc_2_0, acc_3_0);
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + (lid.y + (i / 4u) * WY) * 4u + i % 4u;
-        for (var j = 0u; j < 1u; j++) { store4(row, col0 + (lid.x + j * WX) * 4u, sums[i * 1u + j]); }
+        for (var j = 0u; j < 1u; j++) { store4(base, row, col0 + (lid.x + j * WX) * 4u, sums[i * 1u + j]); }
     }
 }

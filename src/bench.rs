@@ -5,7 +5,7 @@
 use crate::gpt::attention::{attention_backward, attention_forward, AttentionBufs, AttentionGrads};
 use crate::gpt::Rec;
 use crate::gpu::params::{u, MatmulParams};
-use crate::gpu::{Gpu, GpuTensor, Kernels, Program};
+use crate::gpu::{split_scratch_words, Gpu, GpuTensor, Kernels, Program, SplitScratch};
 
 /// One timed operation: its program, and what one run of it must compute and move at least.
 pub struct OpBench {
@@ -57,7 +57,10 @@ pub fn matmul(gpu: &Gpu, shape: [usize; 3], layout: ProductLayout) -> OpBench {
 pub fn matmul_with(gpu: &Gpu, kernels: &Kernels, [m, n, k]: [usize; 3], layout: ProductLayout) -> OpBench {
     let (a, b) = (filled(gpu, "bench a", m * k, 1), filled(gpu, "bench b", k * n, 2));
     let (out, no_bias) = (GpuTensor::zeros(gpu, "bench out", m * n), GpuTensor::zeros(gpu, "no bias", 1));
+    // Room for partial products as a model whose rows are K and channels the narrower side has.
+    let scratch = GpuTensor::zeros(gpu, "split scratch", split_scratch_words(k, m.min(n)));
     let mut r = Rec::new(gpu, kernels, no_bias.bind());
+    r.split = Some(SplitScratch::of(&scratch));
     let p = MatmulParams {
         m: u(m),
         n: u(n),
@@ -69,7 +72,7 @@ pub fn matmul_with(gpu: &Gpu, kernels: &Kernels, [m, n, k]: [usize; 3], layout: 
     };
     r.matmul(p, out.bind(), a.bind(), b.bind(), None, None);
     let (flops, bytes) = (2.0 * (m * n * k) as f64, 4.0 * (m * k + k * n + m * n) as f64);
-    finish("matmul", r, flops, bytes, vec![out, a, b, no_bias.clone()])
+    finish("matmul", r, flops, bytes, vec![out, a, b, no_bias.clone(), scratch.clone()])
 }
 
 /// The three products of a linear layer of `ic` inputs and `oc` outputs over N rows, as training
@@ -82,7 +85,9 @@ pub fn linear_layer_with(gpu: &Gpu, kernels: &Kernels, [n, ic, oc]: [usize; 3]) 
     let z = |label, len| GpuTensor::zeros(gpu, label, len);
     let (out, dinp, dw, no_bias) =
         (z("bench out", n * oc), z("bench dinp", n * ic), z("bench dw", ic * oc), z("no bias", 1));
+    let scratch = z("split scratch", split_scratch_words(n, ic));
     let mut r = Rec::new(gpu, kernels, no_bias.bind());
+    r.split = Some(SplitScratch::of(&scratch));
     let product = |m, nn, k| MatmulParams { m: u(m), n: u(nn), k: u(k), ..Default::default() };
     r.matmul(product(n, oc, ic), out.bind(), inp.bind(), w.bind(), None, None);
     r.matmul(MatmulParams { trans_b: 1, ..product(n, ic, oc) }, dinp.bind(), dout.bind(), w.bind(), None, None);
@@ -91,7 +96,7 @@ pub fn linear_layer_with(gpu: &Gpu, kernels: &Kernels, [n, ic, oc]: [usize; 3]) 
     // Each of the three reads two of inp, w and dout and writes one (N, C)-sized result.
     let bytes = 4.0 * 3.0 * (n * ic + ic * oc + n * oc) as f64;
     // dw last: its read-back marks the end of all three.
-    finish("linear layer", r, flops, bytes, vec![dw, out, dinp, inp, w, dout, no_bias.clone()])
+    finish("linear layer", r, flops, bytes, vec![dw, out, dinp, inp, w, dout, no_bias.clone(), scratch.clone()])
 }
 
 /// LayerNorm forward and its input gradient over N rows of C channels, as `kernels` records

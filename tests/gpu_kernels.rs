@@ -8,6 +8,7 @@ use kiln::gpt::IGNORE;
 use kiln::gpu::params::*;
 use kiln::gpu::{
     grid_1d, AttentionRows, Gpu, GpuTensor, Grid, Kernel, KernelOptions, Kernels, MatmulVariant, NormVariant, Program,
+    SplitK, SplitScratch,
 };
 
 const RTOL: f32 = 1e-4;
@@ -83,17 +84,8 @@ impl Bench {
     ) {
         let dummy = self.f(&[0.0]);
         let p = MatmulParams { has_bias: bias.is_some() as u32, has_residual: residual.is_some() as u32, ..p };
-        let (variant, grid) = self.kernels.matmul_launch(p.m, p.n, p.k);
         let bufs = [out.bind(), a.bind(), b.bind(), bias.unwrap_or(&dummy).bind(), residual.unwrap_or(&dummy).bind()];
-        let mut prog = Program::default();
-        prog.push(self.kernels.dispatch_specialised(
-            &self.gpu,
-            variant.kernel(),
-            &variant.consts_for(&p),
-            &p,
-            &bufs,
-            grid,
-        ));
+        let prog = Program { dispatches: self.kernels.matmul_dispatches(&self.gpu, p, &bufs, None), clears: vec![] };
         prog.submit(&self.gpu);
     }
 }
@@ -260,6 +252,83 @@ fn matmul_narrow_against_loops() {
                 let what = format!("matmul_narrow {m}x{n}x{k} trans ({ta}, {tb}), {what}");
                 assert!(got[..oo].iter().all(|&x| x == 7.0), "{what}: wrote before its offset");
                 assert_close(&what, &got[oo..], &want, RTOL, ATOL);
+            }
+        }
+    }
+}
+
+/// The sum of a split product's partials against its twin, bit for bit (both add in slice
+/// order), written and accumulated, at an offset into out.
+#[test]
+fn matmul_split_sum_against_twin() {
+    let Some(g) = Bench::new() else { return };
+    for &(count, splits) in &[(1000usize, 3usize), (4096, 8), (5, 2)] {
+        let partials = random(count * splits, 71, 1.0);
+        let out0 = random(count, 72, 1.0);
+        for accumulate in [false, true] {
+            let mut want = out0.clone();
+            cpu::matmul_split_sum(&mut want, &partials, accumulate);
+            let oo = 3;
+            let out = g.f(&[vec![7.0; oo], out0.clone()].concat());
+            let p =
+                SplitSumParams { count: u(count), splits: u(splits), out_offset: u(oo), accumulate: accumulate as u32 };
+            g.run(Kernel::MatmulSplitSum, &p, &[&out, &g.f(&partials)], grid_1d(count.div_ceil(256)));
+            let got = g.read(&out);
+            let what = format!("matmul_split_sum {count} x {splits}, accumulate {accumulate}");
+            assert!(got[..oo].iter().all(|&x| x == 7.0), "{what}: wrote before its offset");
+            assert_eq!(&got[oo..], &want[..], "{what}");
+        }
+    }
+}
+
+/// Products split over K (a weight gradient's shape: few tiles, long K) against plain loops, for
+/// every matmul candidate: K a multiple of every step and not (the last slice short), sides that
+/// are not multiples of any tile, each transposition, written at an offset and accumulated. Each
+/// case checks that the product really was split (two dispatches); the scratch starts as NaN,
+/// so a partial product left unwritten shows.
+#[test]
+fn matmul_split_over_k_against_loops() {
+    // The simple kernel takes all of K: never split.
+    for g in Bench::each_matmul().into_iter().filter(|g| g.kernels.options.matmul.shape().is_some()) {
+        let options = KernelOptions { split: SplitK(64), ..g.kernels.options };
+        let kernels = Kernels::with(&g.gpu, options);
+        for &(m, n, k) in &[(64, 64, 1024), (37, 70, 515), (16, 130, 300)] {
+            for (ta, tb) in [(1, 0), (0, 1)] {
+                let (ao, bo, oo) = (3, 5, 2);
+                let a = random(ao + m * k, 81, 1.0);
+                let b = random(bo + k * n, 82, 1.0);
+                let out0 = random(m * n, 83, 1.0);
+                let at = |r: usize, kk: usize| a[ao + if ta == 1 { kk * m + r } else { r * k + kk }];
+                let bt = |kk: usize, c: usize| b[bo + if tb == 1 { c * k + kk } else { kk * n + c }];
+                let product: Vec<f32> =
+                    (0..m * n).map(|i| (0..k).map(|kk| at(i / n, kk) * bt(kk, i % n)).sum::<f32>()).collect();
+                for accumulate in [0, 1] {
+                    let p = MatmulParams {
+                        m: u(m),
+                        n: u(n),
+                        k: u(k),
+                        trans_a: ta,
+                        trans_b: tb,
+                        a_offset: u(ao),
+                        b_offset: u(bo),
+                        out_offset: u(oo),
+                        accumulate,
+                        ..Default::default()
+                    };
+                    let (a_g, b_g, dummy) = (g.f(&a), g.f(&b), g.f(&[0.0]));
+                    let out = g.f(&[vec![7.0; oo], out0.clone()].concat());
+                    let scratch = g.f(&vec![f32::NAN; kiln::gpu::split_scratch_words(k, m.min(n))]);
+                    let bufs = [out.bind(), a_g.bind(), b_g.bind(), dummy.bind(), dummy.bind()];
+                    let dispatches = kernels.matmul_dispatches(&g.gpu, p, &bufs, Some(SplitScratch::of(&scratch)));
+                    let what = format!("{} {m}x{n}x{k} trans ({ta}, {tb}), accumulate {accumulate}", options.matmul);
+                    assert_eq!(dispatches.len(), 2, "{what}: not split");
+                    Program { dispatches, clears: vec![] }.submit(&g.gpu);
+                    let want: Vec<f32> =
+                        (0..m * n).map(|i| if accumulate == 1 { out0[i] + product[i] } else { product[i] }).collect();
+                    let got = g.read(&out);
+                    assert!(got[..oo].iter().all(|&x| x == 7.0), "{what}: wrote before its offset");
+                    assert_close(&what, &got[oo..], &want, RTOL, ATOL);
+                }
             }
         }
     }
@@ -800,8 +869,8 @@ fn a_step_with_a_non_finite_loss_or_norm_is_skipped() {
 }
 
 /// The kernel choice both front ends keep reads back as chosen, each size class its own; a kept
-/// choice missing a class or attention's rows (an older build's) reads as none, so the trial
-/// runs again.
+/// choice missing a class, attention's rows or the split over K (an older build's) reads as
+/// none, so the trial runs again.
 #[test]
 fn the_kept_kernel_choice_reads_back() {
     use kiln::gpu::tune::{options_from_json, options_json};
@@ -814,11 +883,12 @@ fn the_kept_kernel_choice_reads_back() {
         matmul_large: fits[2],
         norm: NormVariant::Rows,
         attention: AttentionRows(4),
+        split: SplitK(64),
         checked: false,
     };
     let json = options_json(&options);
     assert_eq!(options_from_json(&json, &g.gpu, false), Some(options));
-    for older in ["matmul_large", "attention_rows"] {
+    for older in ["matmul_large", "attention_rows", "split_k"] {
         let mut json = json.clone();
         json.as_object_mut().unwrap().remove(older);
         assert_eq!(options_from_json(&json, &g.gpu, false), None, "a choice without {older}");
@@ -856,7 +926,8 @@ fn products_take_their_size_class_variant() {
 /// The per-adapter trial times every kind: each list holds candidates only, fastest first, with
 /// finite positive times; every matmul candidate that fits is timed for the middle and small
 /// classes, the large class only among the middle class's close ones, and both LayerNorm
-/// kernels and every count of attention rows; its choice is each list's first.
+/// kernels, every count of attention rows and every split over K; its choice is each list's
+/// first.
 #[test]
 fn the_trial_times_every_kind() {
     let Some(g) = Bench::new() else { return };
@@ -881,10 +952,12 @@ fn the_trial_times_every_kind() {
     let norms = NormVariant::candidates_for(g.gpu.features);
     check("norm", &trial.norm, &norms);
     check("attention", &trial.attention, AttentionRows::CANDIDATES);
+    check("split", &trial.split, SplitK::CANDIDATES);
     assert_eq!(trial.matmul.len(), fits.len());
     assert_eq!(trial.matmul_small.len(), fits.len());
     assert_eq!(trial.norm.len(), norms.len());
     assert_eq!(trial.attention.len(), AttentionRows::CANDIDATES.len());
+    assert_eq!(trial.split.len(), SplitK::CANDIDATES.len());
     let best = trial.matmul[0].1;
     for (v, _) in &trial.matmul_large {
         let middle = trial.matmul.iter().find(|c| c.0 == *v).unwrap().1;
@@ -892,8 +965,15 @@ fn the_trial_times_every_kind() {
     }
     let chosen = trial.options(false);
     assert_eq!(
-        (chosen.matmul, chosen.matmul_small, chosen.matmul_large, chosen.norm, chosen.attention),
-        (trial.matmul[0].0, trial.matmul_small[0].0, trial.matmul_large[0].0, trial.norm[0].0, trial.attention[0].0)
+        (chosen.matmul, chosen.matmul_small, chosen.matmul_large, chosen.norm, chosen.attention, chosen.split),
+        (
+            trial.matmul[0].0,
+            trial.matmul_small[0].0,
+            trial.matmul_large[0].0,
+            trial.norm[0].0,
+            trial.attention[0].0,
+            trial.split[0].0
+        )
     );
 }
 

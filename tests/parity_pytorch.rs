@@ -169,6 +169,37 @@ fn gpu_matches_pytorch() {
     }
 }
 
+/// Weight gradients split over K (the trial's choice wherever a product's tiles are few and its
+/// K long) match the CPU oracle: the fixture's model on 16 x 32 rows (K = 512, so every weight
+/// gradient takes 2 to 4 slices), every product split that can be.
+#[test]
+fn gpu_split_products_match_the_cpu_oracle() {
+    use kiln::gpu::{Kernel, KernelOptions, SplitK};
+    let Some(gpu) = gpu() else { return };
+    let fx = Fixture::load();
+    gpu.set_kernel_options(KernelOptions { split: SplitK(512), ..KernelOptions::default() }).unwrap();
+    let (b, t) = (16, 32);
+    let tokens = common::random_tokens(b * t, fx.cfg.vocab_size, 5);
+    let targets = common::random_tokens(b * t, fx.cfg.vocab_size, 6);
+    let params = kiln::cpu::init_params(&fx.cfg, 7);
+    let train = TrainConfig { batch_size: b, seq_len: t, ..fx.train.clone() };
+    let model = GpuGpt::new(&gpu, fx.cfg, &params, b, t, &train).unwrap();
+    let splits = model.backward_kernels().unwrap().iter().filter(|&&k| k == Kernel::MatmulSplitSum).count();
+    // Each block's four weight gradients and the LM head's (its chunk of whole tiles).
+    assert!(splits > 4 * fx.cfg.n_layer, "only {splits} products were split");
+    model.upload_batch(&gpu, &tokens, &targets);
+    let loss = pollster::block_on(model.forward_backward(&gpu)).unwrap();
+    let grads = pollster::block_on(model.read_grads(&gpu)).unwrap();
+    let mut cpu = CpuGpt::new(fx.cfg, params);
+    let (_, want_loss) = cpu.forward(&tokens, Some(&targets), b, t);
+    check("split: loss", &[loss], &[want_loss.unwrap()], 1e-5);
+    let mut worst = 0.0f32;
+    for (spec, (g, want)) in param_table(&fx.cfg).iter().zip(grads.iter().zip(&cpu.backward())) {
+        worst = worst.max(check(&format!("split: grad {}", spec.name), g, want, 1e-4));
+    }
+    eprintln!("split products ({gpu}, {splits} split): worst gradient relative error {worst:.2e}");
+}
+
 /// An evaluation-only model (no gradients, one block's activations) gives the training model's
 /// loss, and ignored targets drop out of the mean.
 #[test]

@@ -34,6 +34,11 @@ pub struct KernelArgs {
     /// (chosen by the same trial), or 1 to 4
     #[arg(long, global = true, default_value = "auto")]
     pub attention_rows: String,
+    /// Products with fewer output tiles than this many workgroups run their shared dimension in
+    /// slices side by side (weight gradients): "auto" (chosen by the same trial), "off", or a
+    /// count of workgroups
+    #[arg(long, global = true, default_value = "auto")]
+    pub split_k: String,
     /// Keep wgpu's runtime bounds checks in the shaders (slower; for chasing a kernel bug)
     #[arg(long, global = true)]
     pub checked: bool,

@@ -1,11 +1,11 @@
 //! Opens the GPU for every command, with the kernel options of the command line: the matmul
-//! and LayerNorm variants and attention's rows named by --matmul, --norm and --attention-rows,
-//! or with "auto" those a timed trial chose for this adapter, cached in `tuning.json` under the
-//! cache folder (so the trial runs once per adapter and driver; delete the file, or name all
-//! three, to override), and --checked.
+//! and LayerNorm variants, attention's rows and the split over K named by --matmul, --norm,
+//! --attention-rows and --split-k, or with "auto" those a timed trial chose for this adapter,
+//! cached in `tuning.json` under the cache folder (so the trial runs once per adapter and
+//! driver; delete the file, or name all four, to override), and --checked.
 
 use crate::args::KernelArgs;
-use kiln::gpu::{tune, AttentionRows, Gpu, KernelOptions, MatmulVariant, NormVariant};
+use kiln::gpu::{tune, AttentionRows, Gpu, KernelOptions, MatmulVariant, NormVariant, SplitK};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -24,6 +24,9 @@ pub fn configure(args: KernelArgs) -> Result<(), String> {
     if args.attention_rows != "auto" {
         AttentionRows::parse(&args.attention_rows)?;
     }
+    if args.split_k != "auto" {
+        SplitK::parse(&args.split_k)?;
+    }
     let _ = ARGS.set(args);
     Ok(())
 }
@@ -41,14 +44,16 @@ pub fn choice(gpu: &Gpu) -> (KernelOptions, String) {
     let named_matmul = MatmulVariant::parse(&args.matmul).ok();
     let named_norm = NormVariant::parse(&args.norm).ok();
     let named_rows = AttentionRows::parse(&args.attention_rows).ok();
-    let (tuned, how) = match (named_matmul, named_norm, named_rows) {
-        (Some(_), Some(_), Some(_)) => (KernelOptions::default(), "named on the command line".to_string()),
+    let named_split = SplitK::parse(&args.split_k).ok();
+    let (tuned, how) = match (named_matmul, named_norm, named_rows, named_split) {
+        (Some(_), Some(_), Some(_), Some(_)) => (KernelOptions::default(), "named on the command line".to_string()),
         _ => cached_or_timed(gpu, args.checked),
     };
     // A named matmul kernel serves products of every size.
     let options = KernelOptions {
         norm: named_norm.unwrap_or(tuned.norm),
         attention: named_rows.unwrap_or(tuned.attention),
+        split: named_split.unwrap_or(tuned.split),
         checked: args.checked,
         ..named_matmul.map_or(tuned, |v| v.everywhere(tuned))
     };

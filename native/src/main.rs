@@ -69,12 +69,16 @@ fn info() -> Result<(), String> {
     println!("driver: {} {}", gpu.info.driver, gpu.info.driver_info);
     let (k, how) = gpu_open::choice(&gpu);
     println!(
-        "kernels: matmul {} (small products {}, large {}), layernorm {}, attention {} rows an invocation, bounds checks {} ({how})",
+        "kernels: matmul {} (small products {}, large {}), layernorm {}, attention {} rows an invocation, {}, bounds checks {} ({how})",
         k.matmul,
         k.matmul_small,
         k.matmul_large,
         k.norm,
         k.attention,
+        match k.split.0 {
+            0 => "no product split over K".to_string(),
+            n => format!("products of fewer than {n} workgroups split over K"),
+        },
         if k.checked { "on" } else { "off" }
     );
     println!("features: {:?}", gpu.features);

@@ -197,6 +197,16 @@ pub fn matmul_backward(
     }
 }
 
+/// The sum of a product split over K: out (=, or += with `accumulate`) the partial products
+/// (S, COUNT) added in order s = 0..S (the order matmul_split_sum.wgsl adds them in).
+pub fn matmul_split_sum(out: &mut [f32], partials: &[f32], accumulate: bool) {
+    let count = out.len();
+    for (i, o) in out.iter_mut().enumerate() {
+        let sum = partials.iter().skip(i).step_by(count).fold(0.0f32, |s, &x| s + x);
+        *o = if accumulate { *o + sum } else { sum };
+    }
+}
+
 /// The tied LM head: logits = inp @ wte^T. Unlike `matmul_forward`, the weight is the token
 /// embedding table (V, C), so each logit is a dot product of two contiguous rows; no bias.
 pub fn lm_head_forward(

@@ -21,7 +21,7 @@ mod rng;
 pub use attention::{attention_backward, attention_forward};
 pub use layers::{
     encoder_backward, encoder_forward, gelu_backward, gelu_forward, layernorm_backward, layernorm_forward,
-    lm_head_backward, lm_head_forward, matmul_backward, matmul_forward, residual_forward,
+    lm_head_backward, lm_head_forward, matmul_backward, matmul_forward, matmul_split_sum, residual_forward,
 };
 pub use loss::crossentropy_softmax;
 pub use model::{init_params, CpuGpt};

@@ -9,7 +9,7 @@ use super::attention::{attention_backward, AttentionBufs, AttentionGrads};
 use super::forward::{lm_head_chunk, Rec};
 use super::{GpuGpt, GpuWeights};
 use crate::gpu::params::*;
-use crate::gpu::{Bind, Gpu, GpuTensor, Grid, Kernel, Program};
+use crate::gpu::{Bind, Gpu, GpuTensor, Grid, Kernel, Program, SplitScratch};
 use crate::model::{block_params, ln_f, WPE, WTE};
 
 impl GpuGpt {
@@ -31,6 +31,7 @@ impl GpuGpt {
             }
         };
         let mut r = self.rec(gpu);
+        r.split = Some(SplitScratch::of(&d.split));
         r.prog.clear_first(&d.dresidual);
         // LM head and loss, one vocabulary chunk at a time, last first: the forward pass left the
         // last chunk's logits in place, the others are made again. For each chunk:

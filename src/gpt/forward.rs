@@ -7,7 +7,7 @@
 use super::attention::{attention_forward, AttentionBufs};
 use super::{BlockActs, GpuLora, GpuWeights, VocabChunk};
 use crate::gpu::params::*;
-use crate::gpu::{Bind, Gpu, GpuTensor, Grid, Kernel, Kernels, Program, NARROW_SIDE};
+use crate::gpu::{Bind, Gpu, GpuTensor, Grid, Kernel, Kernels, Program, SplitScratch, NARROW_SIDE};
 use crate::model::{block_params, ln_f, WPE, WTE};
 
 /// Builds one program: dispatches with their parameters, bindings and grids.
@@ -16,12 +16,15 @@ pub(crate) struct Rec<'a> {
     pub k: &'a Kernels,
     /// Bound where a product has no bias or residual (WebGPU bindings cannot be empty).
     pub unbound: Bind<'a>,
+    /// Where products split over K keep their partial products (see `gpu::SplitK`); None
+    /// (evaluation, decoding) splits none.
+    pub split: Option<SplitScratch<'a>>,
     pub prog: Program,
 }
 
 impl<'a> Rec<'a> {
     pub fn new(gpu: &'a Gpu, k: &'a Kernels, unbound: Bind<'a>) -> Rec<'a> {
-        Rec { gpu, k, unbound, prog: Program::default() }
+        Rec { gpu, k, unbound, split: None, prog: Program::default() }
     }
 
     pub fn push<P: bytemuck::Pod>(&mut self, kernel: Kernel, params: P, bufs: &[Bind<'_>], grid: Grid) {
@@ -41,7 +44,8 @@ impl<'a> Rec<'a> {
     }
 
     /// out (M, N) = op(a) @ op(b) (+ bias (N)) (+ residual (M, N)); see matmul.wgsl. The
-    /// options' variant for its size, or matmul_narrow where M, N or K is under `NARROW_SIDE`.
+    /// options' variant for its size (split over K where `split` has room and its tiles are
+    /// few), or matmul_narrow where M, N or K is under `NARROW_SIDE`.
     pub fn matmul(
         &mut self,
         p: MatmulParams,
@@ -56,8 +60,9 @@ impl<'a> Rec<'a> {
         if p.m.min(p.n).min(p.k) < NARROW_SIDE {
             return self.push(Kernel::MatmulNarrow, p, &bufs, Grid::Threads(p.m as usize * p.n as usize));
         }
-        let (variant, grid) = self.k.matmul_launch(p.m, p.n, p.k);
-        self.push_specialised(variant.kernel(), &variant.consts_for(&p), p, &bufs, grid);
+        for d in self.k.matmul_dispatches(self.gpu, p, &bufs, self.split) {
+            self.prog.push(d);
+        }
     }
 
     /// A linear layer in GPT-2's Conv1D layout: out (N, OC) = inp (N, IC) @ W (IC, OC) + bias

@@ -85,6 +85,7 @@ pub(crate) struct Scratch<T> {
     pub dfch_gelu: T, // (N, 4C)
     pub dfch: T,      // (N, 4C)
     pub partials: T,  // (slots): grad-norm partial sums
+    pub split: T,     // (N, C) words: partial products of weight gradients split over K
     pub norm: T,      // (4): global grad norm, clip scale, skip this step, steps skipped so far
 }
 
@@ -134,6 +135,7 @@ pub(crate) fn describe_acts<T: Clone>(
         dfch_gelu: alloc("dfch_gelu", n * 4 * c),
         dfch: alloc("dfch", n * 4 * c),
         partials: alloc("grad_norm_partials", grad_norm_partials(cfg, layout)),
+        split: alloc("split-K partials", crate::gpu::split_scratch_words(n, c)),
         norm: alloc("grad_norm", 4),
     });
     Acts { blocks, s, scratch }
@@ -458,6 +460,11 @@ impl GpuGpt {
         let all = [&self.forward, &self.loss, &tb.backward, &tb.optimizer];
         let programs = if optimizer { &all[..] } else { &all[..3] };
         crate::gpu::profile(gpu, programs).await
+    }
+
+    /// The kernels the backward pass launches, in order (which products were split, say).
+    pub fn backward_kernels(&self) -> Result<Vec<Kernel>, String> {
+        Ok(self.trainer()?.backward.dispatches.iter().map(|d| d.kernel).collect())
     }
 
     pub async fn read_params(&self, gpu: &Gpu) -> Result<Vec<Vec<f32>>, String> {

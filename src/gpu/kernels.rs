@@ -45,6 +45,7 @@ kernels! {
     MatmulTiled => "matmul_tiled", 128;
     MatmulUnrolled => "matmul_unrolled", 256;
     MatmulNarrow => "matmul_narrow", 64;
+    MatmulSplitSum => "matmul_split_sum", 256;
     MatmulBackwardBias => "matmul_backward_bias", 256;
     AttentionForward => "attention_forward", 64;
     AttentionBackwardDpreatt => "attention_backward_dpreatt", 64;

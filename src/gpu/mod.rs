@@ -7,6 +7,7 @@ mod context;
 mod kernels;
 pub mod params;
 mod profile;
+mod split;
 mod tensor;
 pub mod tune;
 mod variants;
@@ -14,6 +15,7 @@ mod variants;
 pub use context::{Gpu, NO_ADAPTER_HELP};
 pub use kernels::{grid_1d, Dispatch, Grid, Kernel, Kernels, Program, SHADERS};
 pub use profile::{by_kernel, profile};
+pub use split::{split_scratch_words, SplitK, SplitScratch};
 pub use tensor::{map_and_read, read_bytes, uniform, Bind, GpuTensor};
 pub use variants::{
     rewrite_consts, specialise, unrolled_entry, AttentionRows, KernelOptions, MatmulVariant, NormVariant, Tile,

@@ -43,8 +43,11 @@ params! {
     MatmulParams for [Matmul, MatmulTiled, MatmulUnrolled, MatmulNarrow] {
         m: u32, n: u32, k: u32, trans_a: u32, trans_b: u32, has_bias: u32,
         accumulate: u32, a_offset: u32, b_offset: u32, out_offset: u32, scaled: u32, scale: f32,
-        has_residual: u32
+        has_residual: u32, k_slice: u32
     }
+    /// The sum of a split product's `splits` partial products of `count` words each, into
+    /// out[out_offset..] (=, or += with accumulate).
+    SplitSumParams for [MatmulSplitSum] { count: u32, splits: u32, out_offset: u32, accumulate: u32 }
     BiasBackwardParams for [MatmulBackwardBias] { n: u32, oc: u32 }
     AttentionParams for [
         AttentionForward, AttentionBackwardDpreatt, AttentionBackwardDqkv,

@@ -1,15 +1,16 @@
 //! The per-adapter trial that picks kernel variants: every matmul candidate that fits the
-//! adapter (for three size classes), the LayerNorm variants it can run, and the flash attention
-//! kernels' rows an invocation, compiled and timed, the fastest of each kind winning.
+//! adapter (for three size classes), the LayerNorm variants it can run, the flash attention
+//! kernels' rows an invocation and the split over K, compiled and timed, the fastest of each
+//! kind winning.
 //! The front end supplies the clock (the core has none) and keeps the answer per adapter, so
 //! the trial runs once.
 
-use super::{AttentionRows, Gpu, Kernel, KernelOptions, Kernels, MatmulVariant, NormVariant};
+use super::{AttentionRows, Gpu, Kernel, KernelOptions, Kernels, MatmulVariant, NormVariant, SplitK};
 use crate::bench::OpBench;
 
 /// Raise when `time_candidates` changes what it times or how it chooses: cached choices made
 /// by the old rules are then timed again.
-const TRIAL_REVISION: u32 = 3;
+const TRIAL_REVISION: u32 = 4;
 
 /// The key a choice is cached under: adapter, driver and backend, this build's version and a
 /// fingerprint of the candidates and their sources (a build with other or changed candidates
@@ -29,7 +30,8 @@ pub fn adapter_key(gpu: &Gpu) -> String {
     for k in [Kernel::AttentionForwardFlash, Kernel::AttentionBackwardDq, Kernel::AttentionBackwardDkv] {
         text.push_str(k.source());
     }
-    text.push_str(&format!("{:?}", AttentionRows::CANDIDATES));
+    text.push_str(&format!("{:?} {:?}", AttentionRows::CANDIDATES, SplitK::CANDIDATES));
+    text.push_str(Kernel::MatmulSplitSum.source());
     // FNV-1a: stable across builds and platforms, unlike std's hasher.
     let print = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
     let version = env!("CARGO_PKG_VERSION");
@@ -62,6 +64,9 @@ pub struct Trial {
     pub norm: Vec<(NormVariant, f64)>,
     /// Attention forward and backward together.
     pub attention: Vec<(AttentionRows, f64)>,
+    /// A linear layer's three products with the small class's winner, its weight gradient
+    /// split over K (or not) as each candidate says.
+    pub split: Vec<(SplitK, f64)>,
 }
 
 impl Trial {
@@ -74,6 +79,7 @@ impl Trial {
             matmul_large: self.matmul_large.first().map_or(d.matmul_large, |c| c.0),
             norm: self.norm.first().map_or(d.norm, |c| c.0),
             attention: self.attention.first().map_or(d.attention, |c| c.0),
+            split: self.split.first().map_or(d.split, |c| c.0),
             checked,
         }
     }
@@ -92,7 +98,8 @@ impl Trial {
 /// class's best (a large product takes seconds on SwiftShader, and until its trial ends the page
 /// trains with the untimed defaults). LayerNorm runs on 1024 rows of 128 channels (16384 of 768
 /// on a GPU); attention, forward and backward, on 2 x 4 heads of 256 rows and 64 channels (8
-/// workgroups at 4 rows an invocation; on a GPU 4 x 12 heads of 1024, GPT-2's). CPU adapters
+/// workgroups at 4 rows an invocation; on a GPU 4 x 12 heads of 1024, GPT-2's). The split over
+/// K on a linear layer's three products with the products' winners (see below). CPU adapters
 /// time up to three rounds of one run (two for small products) after the warm-up and keep the
 /// fastest (single runs chose differently from one trial to the next on lavapipe), a candidate
 /// far behind after the first stopping there (see `time_all`), and one round for large
@@ -131,10 +138,23 @@ pub async fn time_candidates(gpu: &Gpu, checked: bool, clock: &TrialClock<'_>) -
     let attentions = Built::new(gpu, AttentionRows::CANDIDATES, |v| KernelOptions { attention: v, ..base });
     let attend = |v| crate::bench::attention_with(gpu, attentions.of(v), heads).into();
     let attention = time_all(gpu, AttentionRows::CANDIDATES, &attend, reps, clock).await?;
+    // Split over K: the small class's weight gradient is `tiny`'s (64 x 192 over 1024 rows, 3
+    // tiles of 64); on a GPU the `shakespeare` shape's q,k,v projection (384 x 1152 over 16384
+    // rows, 36 tiles of 128).
+    let split_layer = if software { [1024, 64, 192] } else { [16384, 384, 1152] };
+    let products = KernelOptions {
+        matmul: matmul.first().map_or(base.matmul, |c| c.0),
+        matmul_small: matmul_small.first().map_or(base.matmul_small, |c| c.0),
+        matmul_large: matmul_large.first().map_or(base.matmul_large, |c| c.0),
+        ..base
+    };
+    let splits = Built::new(gpu, SplitK::CANDIDATES, |v| KernelOptions { split: v, ..products });
+    let split_time = |v| vec![crate::bench::linear_layer_with(gpu, splits.of(v), split_layer)];
+    let split = time_all(gpu, SplitK::CANDIDATES, &split_time, small_reps, clock).await?;
     if let Some(e) = gpu.failure() {
         return Err(e);
     }
-    Ok(Trial { matmul, matmul_small, matmul_large, norm, attention })
+    Ok(Trial { matmul, matmul_small, matmul_large, norm, attention, split })
 }
 
 /// Each candidate's pipelines (compiled on first use, then kept for its later rounds).
@@ -234,16 +254,16 @@ impl Trial {
         }
         serde_json::json!({"matmul": ms(&self.matmul), "matmul_small": ms(&self.matmul_small),
             "matmul_large": ms(&self.matmul_large), "norm": ms(&self.norm),
-            "attention_rows": ms(&self.attention)})
+            "attention_rows": ms(&self.attention), "split_k": ms(&self.split)})
     }
 }
 
 /// The chosen variants as JSON, {"matmul", "matmul_small", "matmul_large", "norm",
-/// "attention_rows"}: how both front ends keep them.
+/// "attention_rows", "split_k"}: how both front ends keep them.
 pub fn options_json(o: &KernelOptions) -> serde_json::Value {
     serde_json::json!({"matmul": o.matmul.to_string(), "matmul_small": o.matmul_small.to_string(),
         "matmul_large": o.matmul_large.to_string(),
-        "norm": o.norm.to_string(), "attention_rows": o.attention.to_string()})
+        "norm": o.norm.to_string(), "attention_rows": o.attention.to_string(), "split_k": o.split.to_string()})
 }
 
 /// Reads what `options_json` wrote, None where anything is missing, unknown or does not fit
@@ -257,6 +277,7 @@ pub fn options_from_json(v: &serde_json::Value, gpu: &Gpu, checked: bool) -> Opt
         matmul_large: matmul("matmul_large")?,
         norm: NormVariant::parse(v["norm"].as_str()?).ok().filter(|n| n.available(gpu.features))?,
         attention: AttentionRows::parse(v["attention_rows"].as_str()?).ok()?,
+        split: SplitK::parse(v["split_k"].as_str()?).ok()?,
         checked,
     })
 }

@@ -5,6 +5,7 @@
 //! A tiled variant is matmul_tiled.wgsl with its tile constants rewritten; every candidate is
 //! validated by naga and tested against the CPU twin like any kernel.
 
+use super::split::SplitK;
 use std::fmt;
 
 /// A register tile: WX x WY invocations, each owning TM x TN outputs (multiples of 4), K staged
@@ -203,7 +204,12 @@ pub fn unrolled_entry(tm: u32, tn: u32) -> String {
             writeln!(s, "    var acc_{i}_{j} = vec4<f32>();").unwrap();
         }
     }
-    s.push_str("    for (var k0 = 0u; k0 < p.k; k0 += BK) {\n        stage_tiles(k0, row0, col0, tid);\n");
+    s.push_str("    // This workgroup's slice of K, and where its sums go: all of K into out, or for a product\n");
+    s.push_str("    // split over K (k_slice > 0, see matmul.wgsl) slice wid.z into partial product wid.z.\n");
+    s.push_str("    let k_begin = wid.z * p.k_slice;\n");
+    s.push_str("    let k_end = select(p.k, min(p.k, k_begin + p.k_slice), p.k_slice != 0u);\n");
+    s.push_str("    let base = p.out_offset + wid.z * p.m * p.n;\n");
+    s.push_str("    for (var k0 = k_begin; k0 < k_end; k0 += BK) {\n        stage_tiles(k0, row0, col0, tid);\n");
     s.push_str("        workgroupBarrier();\n        for (var kk = 0u; kk < BK; kk++) {\n");
     for i in 0..tm4 {
         writeln!(s, "            let a_{i} = a_tile[kk * (BM / 4u) + {}];", block("lid.y", i, "WY")).unwrap();
@@ -225,7 +231,7 @@ pub fn unrolled_entry(tm: u32, tn: u32) -> String {
     writeln!(s, "    let sums = array<vec4<f32>, {}>({});", tm * tn4, names.join(", ")).unwrap();
     writeln!(s, "    for (var i = 0u; i < {tm}u; i++) {{").unwrap();
     s.push_str("        let row = row0 + (lid.y + (i / 4u) * WY) * 4u + i % 4u;\n");
-    writeln!(s, "        for (var j = 0u; j < {tn4}u; j++) {{ store4(row, col0 + (lid.x + j * WX) * 4u, sums[i * {tn4}u + j]); }}").unwrap();
+    writeln!(s, "        for (var j = 0u; j < {tn4}u; j++) {{ store4(base, row, col0 + (lid.x + j * WX) * 4u, sums[i * {tn4}u + j]); }}").unwrap();
     s.push_str("    }\n}\n");
     s
 }
@@ -382,6 +388,8 @@ pub struct KernelOptions {
     pub matmul_large: MatmulVariant,
     pub norm: NormVariant,
     pub attention: AttentionRows,
+    /// The fewest workgroups a product should launch before it is split over K (see `SplitK`).
+    pub split: SplitK,
     /// Keep wgpu's runtime bounds checks in native shader modules (the browser always keeps
     /// its own). Off by default: every kernel guards its own indexing, as the tests show.
     pub checked: bool,
@@ -403,6 +411,7 @@ impl KernelOptions {
             matmul_large: MatmulVariant::Unrolled(tile(16, 16, 16, 16, 8)),
             norm: NormVariant::Rows,
             attention: AttentionRows(AttentionRows::MAX),
+            split: SplitK(8),
             checked: false,
         }
     }
@@ -416,6 +425,7 @@ impl Default for KernelOptions {
             matmul_large: MatmulVariant::DEFAULT,
             norm: NormVariant::Workgroup,
             attention: AttentionRows::DEFAULT,
+            split: SplitK::OFF,
             checked: false,
         }
     }

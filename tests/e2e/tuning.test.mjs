@@ -34,7 +34,7 @@ test('a first visit is ready before its kernel trial, and the next visit keeps t
     const timed = await tuning(page);
     log(`trial finished after ${((Date.now() - started) / 1000).toFixed(1)} s: ${timed.title}`);
     assert.equal(timed.how, 'timed');
-    for (const kind of ['matmul', 'matmul_small', 'matmul_large', 'norm', 'attention_rows']) {
+    for (const kind of ['matmul', 'matmul_small', 'matmul_large', 'norm', 'attention_rows', 'split_k']) {
       const times = Object.values(timed.trial?.[kind] ?? {});
       assert.ok(times.length > 0 && times.every((ms) => ms > 0), `no times for ${kind}: ${JSON.stringify(timed.trial)}`);
     }
