@@ -5,7 +5,7 @@
 use crate::gpt::attention::{attention_backward, attention_forward, AttentionBufs, AttentionGrads};
 use crate::gpt::Rec;
 use crate::gpu::params::{u, MatmulParams};
-use crate::gpu::{split_scratch_words, Gpu, GpuTensor, Kernels, Program, SplitScratch};
+use crate::gpu::{split_scratch_words, Gpu, GpuTensor, Kernel, Kernels, Program, SplitScratch};
 
 /// One timed operation: its program, and what one run of it must compute and move at least.
 pub struct OpBench {
@@ -19,6 +19,8 @@ pub struct OpBench {
     pub bytes: f64,
     /// The kernels one run launches, in order.
     pub kernels: Vec<&'static str>,
+    /// How a product runs, in words ("u8x8:8x8:16, K in 8 slices", "narrow"); None elsewhere.
+    pub variant: Option<String>,
     /// Keeps the buffers alive as long as the program.
     _buffers: Vec<GpuTensor>,
 }
@@ -32,7 +34,7 @@ fn filled(gpu: &Gpu, label: &str, len: usize, seed: u64) -> GpuTensor {
 /// `buffers[0]` is the program's output.
 fn finish(name: &'static str, r: Rec, flops: f64, bytes: f64, buffers: Vec<GpuTensor>) -> OpBench {
     let kernels = r.prog.dispatches.iter().map(|d| d.kernel.name()).collect();
-    OpBench { name, out: buffers[0].clone(), program: r.prog, flops, bytes, kernels, _buffers: buffers }
+    OpBench { name, out: buffers[0].clone(), program: r.prog, flops, bytes, kernels, variant: None, _buffers: buffers }
 }
 
 /// How a benchmarked product reads its operands and writes its result.
@@ -72,7 +74,14 @@ pub fn matmul_with(gpu: &Gpu, kernels: &Kernels, [m, n, k]: [usize; 3], layout: 
     };
     r.matmul(p, out.bind(), a.bind(), b.bind(), None, None);
     let (flops, bytes) = (2.0 * (m * n * k) as f64, 4.0 * (m * k + k * n + m * n) as f64);
-    finish("matmul", r, flops, bytes, vec![out, a, b, no_bias.clone(), scratch.clone()])
+    let variant = match kernels.matmul_plan(&p, Some(scratch.len)) {
+        _ if r.prog.dispatches.iter().any(|d| d.kernel == Kernel::MatmulNarrow) => "narrow".to_string(),
+        plan if plan.slices > 1 => format!("{}, K in {} slices of {}", plan.variant, plan.slices, plan.slice),
+        plan => plan.variant.to_string(),
+    };
+    let mut bench = finish("matmul", r, flops, bytes, vec![out, a, b, no_bias.clone(), scratch.clone()]);
+    bench.variant = Some(variant);
+    bench
 }
 
 /// The three products of a linear layer of `ic` inputs and `oc` outputs over N rows, as training

@@ -1,6 +1,7 @@
 //! `kiln bench --op`: times one operation (a matrix product, attention forward and backward)
 //! as training records it, and prints one JSON line per program: milliseconds per run,
-//! GFLOP/s, GB/s against the bytes it must move at least, and the kernels it launched.
+//! GFLOP/s, GB/s against the bytes it must move at least, the kernels it launched and, for a
+//! product, its variant and slices of K.
 
 use crate::args::{BenchArgs, BenchOp};
 use kiln::bench::{OpBench, ProductLayout};
@@ -44,7 +45,8 @@ pub fn run(a: &BenchArgs, op: BenchOp) -> Result<(), String> {
             "{}",
             json!({"event": "bench_op", "op": bench.name, "shape": shape, "ms": secs * 1e3,
                 "gflops": bench.flops / secs / 1e9, "gbps": bench.bytes / secs / 1e9,
-                "kernels": bench.kernels, "kernel_ms": per_kernel, "adapter": gpu.to_string()})
+                "kernels": bench.kernels, "variant": bench.variant, "kernel_ms": per_kernel,
+                "adapter": gpu.to_string()})
         );
     }
     Ok(())

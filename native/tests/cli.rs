@@ -77,6 +77,31 @@ fn bad_options_are_refused() {
     assert!(!out.exists(), "a refused run left files behind");
 }
 
+/// `kiln bench --op matmul` names how the product ran: a weight gradient's shape split over K
+/// where `--split-k` asks for it, whole otherwise; a target that is not a count is refused.
+#[test]
+fn bench_op_names_the_variant_and_its_slices_of_k() {
+    assert_refused(&kiln(&["bench", "--op", "matmul", "--split-k", "many"]), "split-K");
+    if !gpu_available() {
+        return;
+    }
+    let named = ["--matmul", "u8x8:8x8:16", "--norm", "rows", "--attention-rows", "4"];
+    let product = ["bench", "--op", "matmul", "--m", "64", "--n", "64", "--k", "1024", "--trans-a"];
+    for (split, variant, kernels) in [
+        (
+            "8",
+            r#""variant":"u8x8:8x8:16, K in 8 slices of 128""#,
+            r#""kernels":["matmul_unrolled","matmul_split_sum"]"#,
+        ),
+        ("off", r#""variant":"u8x8:8x8:16""#, r#""kernels":["matmul_unrolled"]"#),
+    ] {
+        let out = kiln(&[&product[..], &named, &["--split-k", split]].concat());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "--split-k {split}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains(variant) && text.contains(kernels), "--split-k {split}: {text}");
+    }
+}
+
 #[test]
 fn no_adapter_says_what_to_install() {
     // An ICD list with no drivers in it: the Vulkan loader finds no adapter.

@@ -15,7 +15,7 @@ mod variants;
 pub use context::{Gpu, NO_ADAPTER_HELP};
 pub use kernels::{grid_1d, Dispatch, Grid, Kernel, Kernels, Program, SHADERS};
 pub use profile::{by_kernel, profile};
-pub use split::{split_scratch_words, SplitK, SplitScratch};
+pub use split::{split_scratch_words, ProductPlan, SplitK, SplitScratch};
 pub use tensor::{map_and_read, read_bytes, uniform, Bind, GpuTensor};
 pub use variants::{
     rewrite_consts, specialise, unrolled_entry, AttentionRows, KernelOptions, MatmulVariant, NormVariant, Tile,

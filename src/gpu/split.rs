@@ -11,6 +11,7 @@
 use super::kernels::{Dispatch, Grid, Kernel, Kernels};
 use super::params::{MatmulParams, SplitSumParams};
 use super::tensor::Bind;
+use super::variants::MatmulVariant;
 use super::Gpu;
 use std::fmt;
 
@@ -90,11 +91,36 @@ impl<'a> SplitScratch<'a> {
     }
 }
 
+/// How one tiled product runs: its variant, its grid of output tiles (x over N, y over M), and
+/// its slices of K (1: not split) of `slice` terms each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProductPlan {
+    pub variant: MatmulVariant,
+    pub tiles: [u32; 2],
+    pub slices: u32,
+    pub slice: u32,
+}
+
 impl Kernels {
-    /// The dispatches of out = op(a) @ op(b) (see matmul.wgsl) on the options' variant for its
-    /// size: one, or where `scratch` is given and the product has no bias, residual or scale
-    /// and too few tiles (see `SplitK`), its slices into `scratch` and their sum into out.
-    /// `bufs`: out, a, b, bias, residual (bound even where unused).
+    /// The plan of out = op(a) @ op(b) (see matmul.wgsl) on the options' variant for its size:
+    /// split over K where scratch of `room` words is given and the product has no bias,
+    /// residual or scale and too few tiles (see `SplitK`).
+    pub fn matmul_plan(&self, p: &MatmulParams, room: Option<usize>) -> ProductPlan {
+        let (variant, grid) = self.matmul_launch(p.m, p.n, p.k);
+        let Grid::Tiles([x, y, _]) = grid else { unreachable!("matmul_launch gives tiles") };
+        let plain = p.has_bias == 0 && p.has_residual == 0 && p.scaled == 0;
+        let (slices, slice) = match (room, variant.shape()) {
+            (Some(words), Some(tile)) if plain => {
+                self.options.split.slices(x * y, p.k, tile.bk, words / (p.m as usize * p.n as usize).max(1))
+            }
+            _ => (1, p.k),
+        };
+        ProductPlan { variant, tiles: [x, y], slices, slice }
+    }
+
+    /// The dispatches of the product `matmul_plan` plans: one, or for a split product its
+    /// slices into `scratch` and their sum into out. `bufs`: out, a, b, bias, residual (bound
+    /// even where unused).
     pub fn matmul_dispatches(
         &self,
         gpu: &Gpu,
@@ -102,17 +128,10 @@ impl Kernels {
         bufs: &[Bind<'_>; 5],
         scratch: Option<SplitScratch<'_>>,
     ) -> Vec<Dispatch> {
-        let (variant, grid) = self.matmul_launch(p.m, p.n, p.k);
-        let Grid::Tiles([x, y, _]) = grid else { unreachable!("matmul_launch gives tiles") };
-        let plain = p.has_bias == 0 && p.has_residual == 0 && p.scaled == 0;
-        let (slices, slice) = match (scratch, variant.shape()) {
-            (Some(s), Some(tile)) if plain => {
-                self.options.split.slices(x * y, p.k, tile.bk, s.words / (p.m as usize * p.n as usize).max(1))
-            }
-            _ => (1, p.k),
-        };
+        let ProductPlan { variant, tiles: [x, y], slices, slice } = self.matmul_plan(&p, scratch.map(|s| s.words));
         let Some(scratch) = scratch.filter(|_| slices > 1) else {
             let p = MatmulParams { k_slice: 0, ..p };
+            let grid = Grid::Tiles([x, y, 1]);
             return vec![self.dispatch_specialised(gpu, variant.kernel(), &variant.consts_for(&p), &p, bufs, grid)];
         };
         // The slices write plain partial products from word 0 of the scratch; the sum does the
