@@ -213,25 +213,9 @@ fn matmul_narrow_against_loops() {
     let Some(g) = Bench::new() else { return };
     for &(m, n, k) in &[(1024, 1, 64), (1, 64, 1024), (37, 8, 5), (5, 70, 1), (1, 1, 3)] {
         for (ta, tb) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-            let (ao, bo, oo) = (3, 5, 2);
-            let a = random(ao + m * k, 61, 1.0);
-            let b = random(bo + k * n, 62, 1.0);
+            let (a, b, product, p) = product_at_offsets([m, n, k], (ta, tb), [3, 5, 2], 61);
+            let oo = p.out_offset as usize;
             let (bias, residual, out0) = (random(n, 63, 1.0), random(m * n, 64, 1.0), random(m * n, 65, 1.0));
-            let at = |r: usize, kk: usize| a[ao + if ta == 1 { kk * m + r } else { r * k + kk }];
-            let bt = |kk: usize, c: usize| b[bo + if tb == 1 { c * k + kk } else { kk * n + c }];
-            let product: Vec<f32> =
-                (0..m * n).map(|i| (0..k).map(|kk| at(i / n, kk) * bt(kk, i % n)).sum::<f32>()).collect();
-            let p = MatmulParams {
-                m: u(m),
-                n: u(n),
-                k: u(k),
-                trans_a: ta,
-                trans_b: tb,
-                a_offset: u(ao),
-                b_offset: u(bo),
-                out_offset: u(oo),
-                ..Default::default()
-            };
             let (a_g, b_g, bias_g, res_g) = (g.f(&a), g.f(&b), g.f(&bias), g.f(&residual));
             let start: Vec<f32> = [vec![7.0; oo], out0.clone()].concat();
             let epilogues = [
@@ -255,6 +239,34 @@ fn matmul_narrow_against_loops() {
             }
         }
     }
+}
+
+/// Operands of out (M, N) = op(A) @ op(B) with the transpositions (trans_a, trans_b), stored
+/// after `ao` and `bo` words of their buffers (out after `oo`), from seeds `seed` and
+/// `seed + 1`, and their product by plain loops: (a, b, product, params).
+fn product_at_offsets(
+    [m, n, k]: [usize; 3],
+    (ta, tb): (u32, u32),
+    [ao, bo, oo]: [usize; 3],
+    seed: u64,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, MatmulParams) {
+    let a = random(ao + m * k, seed, 1.0);
+    let b = random(bo + k * n, seed + 1, 1.0);
+    let at = |r: usize, kk: usize| a[ao + if ta == 1 { kk * m + r } else { r * k + kk }];
+    let bt = |kk: usize, c: usize| b[bo + if tb == 1 { c * k + kk } else { kk * n + c }];
+    let product: Vec<f32> = (0..m * n).map(|i| (0..k).map(|kk| at(i / n, kk) * bt(kk, i % n)).sum::<f32>()).collect();
+    let p = MatmulParams {
+        m: u(m),
+        n: u(n),
+        k: u(k),
+        trans_a: ta,
+        trans_b: tb,
+        a_offset: u(ao),
+        b_offset: u(bo),
+        out_offset: u(oo),
+        ..Default::default()
+    };
+    (a, b, product, p)
 }
 
 /// The sum of a split product's partials against its twin, bit for bit (both add in slice
@@ -294,27 +306,11 @@ fn matmul_split_over_k_against_loops() {
         let kernels = Kernels::with(&g.gpu, options);
         for &(m, n, k) in &[(64, 64, 1024), (37, 70, 515), (16, 130, 300)] {
             for (ta, tb) in [(1, 0), (0, 1)] {
-                let (ao, bo, oo) = (3, 5, 2);
-                let a = random(ao + m * k, 81, 1.0);
-                let b = random(bo + k * n, 82, 1.0);
+                let (a, b, product, p) = product_at_offsets([m, n, k], (ta, tb), [3, 5, 2], 81);
+                let oo = p.out_offset as usize;
                 let out0 = random(m * n, 83, 1.0);
-                let at = |r: usize, kk: usize| a[ao + if ta == 1 { kk * m + r } else { r * k + kk }];
-                let bt = |kk: usize, c: usize| b[bo + if tb == 1 { c * k + kk } else { kk * n + c }];
-                let product: Vec<f32> =
-                    (0..m * n).map(|i| (0..k).map(|kk| at(i / n, kk) * bt(kk, i % n)).sum::<f32>()).collect();
                 for accumulate in [0, 1] {
-                    let p = MatmulParams {
-                        m: u(m),
-                        n: u(n),
-                        k: u(k),
-                        trans_a: ta,
-                        trans_b: tb,
-                        a_offset: u(ao),
-                        b_offset: u(bo),
-                        out_offset: u(oo),
-                        accumulate,
-                        ..Default::default()
-                    };
+                    let p = MatmulParams { accumulate, ..p };
                     let (a_g, b_g, dummy) = (g.f(&a), g.f(&b), g.f(&[0.0]));
                     let out = g.f(&[vec![7.0; oo], out0.clone()].concat());
                     let scratch = g.f(&vec![f32::NAN; kiln::gpu::split_scratch_words(k, m.min(n))]);
@@ -384,29 +380,10 @@ fn matmul_of_whole_tiles() {
         for (i, &(m, n, k)) in [(bm, bn, bk), (2 * bm, 3 * bn, 2 * bk)].iter().enumerate() {
             let (m, n, k) = (m as usize, n as usize, k as usize);
             for (ta, tb) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
-                let (ao, bo, oo) = (5 * i, 3 * i, 7 * i);
-                let (a, b, bias) = (random(ao + m * k, 51, 1.0), random(bo + k * n, 52, 1.0), random(n, 53, 1.0));
-                let at = |r: usize, kk: usize| a[ao + if ta == 1 { kk * m + r } else { r * k + kk }];
-                let bt = |kk: usize, c: usize| b[bo + if tb == 1 { c * k + kk } else { kk * n + c }];
-                let with_bias = ta == tb;
-                let mut want = vec![0.0f32; m * n];
-                for (r, row) in want.chunks_mut(n).enumerate() {
-                    for (c, x) in row.iter_mut().enumerate() {
-                        *x =
-                            (0..k).map(|kk| at(r, kk) * bt(kk, c)).sum::<f32>() + if with_bias { bias[c] } else { 0.0 };
-                    }
-                }
-                let p = MatmulParams {
-                    m: u(m),
-                    n: u(n),
-                    k: u(k),
-                    trans_a: ta,
-                    trans_b: tb,
-                    a_offset: u(ao),
-                    b_offset: u(bo),
-                    out_offset: u(oo),
-                    ..Default::default()
-                };
+                let (a, b, product, p) = product_at_offsets([m, n, k], (ta, tb), [5 * i, 3 * i, 7 * i], 51);
+                let (oo, bias, with_bias) = (7 * i, random(n, 53, 1.0), ta == tb);
+                let want: Vec<f32> =
+                    (0..m * n).map(|j| product[j] + if with_bias { bias[j % n] } else { 0.0 }).collect();
                 let what = format!("whole tiles {m}x{n}x{k} trans ({ta}, {tb}), bias {with_bias}, {v}");
                 assert_eq!(whole(&p), v.shape().is_some(), "{what}: not compiled as whole tiles");
                 let out = g.f(&vec![0.0; oo + m * n]);
