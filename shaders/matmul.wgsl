@@ -14,7 +14,7 @@
 // written by the projection itself rather than by a kernel of its own: twin
 // cpu::residual_forward after the product).
 // k_slice: the register-tiled kernels' slice of K for a product split over K (their workgroup
-// z takes words [z * k_slice, (z + 1) * k_slice) of K and writes its partial product (M, N) at
+// z takes terms [z * k_slice, (z + 1) * k_slice) of K and writes its partial product (M, N) at
 // out_offset + z * M * N, which matmul_split_sum then adds up); 0, the whole of K, here.
 // Each workgroup computes a 64x64 tile of out; each of its 16x16 invocations owns 4x4 outputs,
 // strided by 16 so that neighbouring invocations write neighbouring addresses.

@@ -34,6 +34,10 @@ const RESIDUAL: u32 = 0u;
 // RESIDUAL is): whole tiles then stay whole (the LM head's input gradient, summed over GPT-2's
 // 25 vocabulary chunks, would otherwise take the bounds-tested path for all but one).
 const ACCUMULATE: u32 = 0u;
+// 1: the product is split over K (the Params' k_slice > 0, compiled in by `consts_for`): this
+// workgroup takes slice wid.z of K and writes partial product wid.z. 0 leaves the loop over all
+// of K as it was, its bounds constant for the compiler.
+const SPLIT: u32 = 0u;
 
 const BM: u32 = WY * TM;
 const BN: u32 = WX * TN;
@@ -148,10 +152,10 @@ fn matmul_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     var a4: array<vec4<f32>, TM4>;
     var b4: array<vec4<f32>, TN4>;
     // This workgroup's slice of K, and where its sums go: all of K into out, or for a product
-    // split over K (k_slice > 0, see matmul.wgsl) slice wid.z into partial product wid.z.
-    let k_begin = wid.z * p.k_slice;
-    let k_end = select(p.k, min(p.k, k_begin + p.k_slice), p.k_slice != 0u);
-    let base = p.out_offset + wid.z * p.m * p.n;
+    // split over K (SPLIT, see matmul.wgsl) slice wid.z into partial product wid.z.
+    let k_begin = select(0u, wid.z * p.k_slice, SPLIT == 1u);
+    let k_end = select(p.k, min(p.k, k_begin + p.k_slice), SPLIT == 1u);
+    let base = select(p.out_offset, p.out_offset + wid.z * p.m * p.n, SPLIT == 1u);
     for (var k0 = k_begin; k0 < k_end; k0 += BK) {
         stage_tiles(k0, row0, col0, tid);
         workgroupBarrier();

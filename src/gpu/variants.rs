@@ -98,9 +98,9 @@ impl MatmulVariant {
 
     /// `consts` for one product: with `WHOLE` = 1 where its M, N and K are whole multiples of
     /// the tile and it is not scaled, compiled without bounds tests (on lavapipe a 1088 x 256 x
-    /// 64 product's epilogue and loads took 29% of its time with them), and `RESIDUAL` and
-    /// `ACCUMULATE` as the product adds a residual, or adds into out, or not. The simple kernel
-    /// has no constants.
+    /// 64 product's epilogue and loads took 29% of its time with them), `RESIDUAL` and
+    /// `ACCUMULATE` as the product adds a residual, or adds into out, or not, and `SPLIT` as it
+    /// takes a slice of K (see `SplitK`) or all of it. The simple kernel has no constants.
     pub fn consts_for(self, p: &super::params::MatmulParams) -> Vec<(&'static str, u32)> {
         let mut consts = self.consts();
         if let Some(t) = self.shape() {
@@ -109,6 +109,7 @@ impl MatmulVariant {
             consts.push(("WHOLE", (whole && p.scaled == 0) as u32));
             consts.push(("RESIDUAL", p.has_residual));
             consts.push(("ACCUMULATE", p.accumulate));
+            consts.push(("SPLIT", (p.k_slice != 0) as u32));
         }
         consts
     }
@@ -205,10 +206,10 @@ pub fn unrolled_entry(tm: u32, tn: u32) -> String {
         }
     }
     s.push_str("    // This workgroup's slice of K, and where its sums go: all of K into out, or for a product\n");
-    s.push_str("    // split over K (k_slice > 0, see matmul.wgsl) slice wid.z into partial product wid.z.\n");
-    s.push_str("    let k_begin = wid.z * p.k_slice;\n");
-    s.push_str("    let k_end = select(p.k, min(p.k, k_begin + p.k_slice), p.k_slice != 0u);\n");
-    s.push_str("    let base = p.out_offset + wid.z * p.m * p.n;\n");
+    s.push_str("    // split over K (SPLIT, see matmul.wgsl) slice wid.z into partial product wid.z.\n");
+    s.push_str("    let k_begin = select(0u, wid.z * p.k_slice, SPLIT == 1u);\n");
+    s.push_str("    let k_end = select(p.k, min(p.k, k_begin + p.k_slice), SPLIT == 1u);\n");
+    s.push_str("    let base = select(p.out_offset, p.out_offset + wid.z * p.m * p.n, SPLIT == 1u);\n");
     s.push_str("    for (var k0 = k_begin; k0 < k_end; k0 += BK) {\n        stage_tiles(k0, row0, col0, tid);\n");
     s.push_str("        workgroupBarrier();\n        for (var kk = 0u; kk < BK; kk++) {\n");
     for i in 0..tm4 {
