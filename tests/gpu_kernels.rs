@@ -956,7 +956,7 @@ fn the_trial_times_every_kind() {
 
 /// A trial asked to stop ends at the next candidate's program, with `STOPPED` (the page stops
 /// the trial it runs while idle as soon as the visitor asks for the GPU): here `stop` says true
-/// on its third question, and it is not asked again.
+/// on its third question, and it is not asked again; told at once, it compiles nothing.
 #[test]
 fn the_trial_stops_when_asked() {
     let Some(g) = Bench::new() else { return };
@@ -971,6 +971,13 @@ fn the_trial_stops_when_asked() {
     let result = pollster::block_on(kiln::gpu::tune::time_candidates(&g.gpu, false, &clock));
     assert_eq!(result.err().as_deref(), Some(kiln::gpu::tune::STOPPED));
     assert_eq!(asked.get(), 3, "the trial went on asking after it was told to stop");
+    // Stopped before its first candidate, on a device that has compiled nothing yet, it
+    // compiles nothing (a browser's GPU process would compile those before the visitor's).
+    let fresh = Bench::new().expect("the adapter went away");
+    let clock = kiln::gpu::tune::TrialClock { now: &now, stop: &|| true };
+    let result = pollster::block_on(kiln::gpu::tune::time_candidates(&fresh.gpu, false, &clock));
+    assert_eq!(result.err().as_deref(), Some(kiln::gpu::tune::STOPPED));
+    assert_eq!(fresh.gpu.pipelines_compiled(), 0, "a stopped trial compiled pipelines");
 }
 
 /// Pipelines are compiled once a device: a second `Kernels` with the same options (the model

@@ -205,6 +205,12 @@ async fn time_all<V: Copy>(
     }
     let mut times: Vec<Vec<f64>> = Vec::new();
     for &v in candidates {
+        // Asked before `build` compiles the candidate's pipelines too: a browser compiles them
+        // in its GPU process one after another, so a stopped trial's last compile delays the
+        // visitor's first step.
+        if (clock.stop)() {
+            return Err(STOPPED.into());
+        }
         let mut each = Vec::new();
         for bench in &build(v) {
             each.push(warm_then_time(gpu, bench, (1, reps), clock).await?);
@@ -215,6 +221,9 @@ async fn time_all<V: Copy>(
     let best = times.iter().map(|t| total(t)).fold(f64::INFINITY, f64::min);
     for (&v, each) in candidates.iter().zip(times.iter_mut()) {
         if rounds > 1 && total(each) <= CLOSE * best {
+            if (clock.stop)() {
+                return Err(STOPPED.into());
+            }
             for (bench, t) in build(v).iter().zip(each.iter_mut()) {
                 *t = t.min(warm_then_time(gpu, bench, (rounds - 1, reps), clock).await?);
             }
