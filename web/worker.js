@@ -34,16 +34,18 @@ async function start() {
                   tuning: JSON.parse(session.tuning()),
                   presets: JSON.parse(presets()), defaults: DEFAULTS, saved: saved ? { step: saved.step, steps: saved.steps } : null });
   // First in the queue, so it runs before any model is built (only then can its winners apply).
-  if (JSON.parse(session.tuning()).pending) queue = queue.then(timeKernels);
+  // On a later visit (the choice kept) it only compiles the default run's pipelines.
+  queue = queue.then(timeKernels);
 }
 
 // A first visit on this adapter: the page is ready at once with the default kernels, and times
 // the candidates while the visitor reads it (seconds on a software GPU, most of it compiling).
 // Any command for the GPU stops the trial at its next candidate; a finished trial's choice is
 // used from then on and kept for the next visit. Unless stopped, the session then compiles the
-// default run's pipelines (one throwaway step), so that Train's first step need not.
+// default run's pipelines (one throwaway step), so that Train's first step need not: on a later
+// visit, with the kept choice, that is all it does.
 async function timeKernels() {
-  post('timing-kernels');
+  if (JSON.parse(session.tuning()).pending) post('timing-kernels');
   try {
     const t = await session.time_kernels();
     if (t === null) { post('tuning', { tuning: JSON.parse(session.tuning()) }); return; }
