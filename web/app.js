@@ -279,7 +279,12 @@ $('preset').onchange = (e) => applyPreset(e.target.value);
 for (const f of fields) $(f).onchange = plan;
 $('corpus').onchange = plan;
 $('corpus-file').onchange = async (e) => { const f = e.target.files[0]; if (f) { $('corpus').value = await f.text(); plan(); } };
-$('train').onclick = () => { ui.firstLoss = null; delete $('loss').dataset.first; send('train', { text: $('corpus').value, config: config() }); };
+// pressedAt (ms since the epoch, comparable across the page and its worker): the first step's
+// wait is timed from the click, whatever the worker was busy with when it came.
+$('train').onclick = () => {
+  ui.firstLoss = null; delete $('loss').dataset.first;
+  send('train', { text: $('corpus').value, config: config(), pressedAt: performance.timeOrigin + performance.now() });
+};
 $('pause').onclick = () => send($('pause').textContent === 'Pause' ? 'pause' : 'resume');
 $('reset').onclick = () => send('reset');
 $('resume-saved').onclick = () => { $('resume-saved').hidden = true; send('resume-saved'); };

@@ -11,7 +11,7 @@ let settings = null;  // {steps, evalEvery, sampleEvery, ...}
 let paused = false;
 let DEFAULTS = null;  // the core's defaults (kiln::config::defaults_json), read once
 let chosenModel = null; // {names, contents}: the files of "Open model", kept between inspect and load
-let trainPressed = null; // when the last Train command came: the first step's wait is timed from it
+let trainPressed = null; // when Train was last clicked (ms since the epoch): the first step's wait is timed from it
 
 const post = (type, data = {}) => postMessage({ type, ...data });
 const fail = (e) => post('error', { message: String(e && e.message || e) });
@@ -66,6 +66,9 @@ let queue = Promise.resolve();
 onmessage = ({ data: m }) => {
   if (m.cmd === 'plan') { handle(m); return; }
   if (m.cmd === 'pause' || m.cmd === 'reset') paused = true;
+  // Timed from the click (the page's clock, as ms since the epoch), not from this message's
+  // turn: the wait for a compile or a trial that was running counts.
+  if (m.cmd === 'train') trainPressed = m.pressedAt ?? performance.timeOrigin + performance.now();
   session?.stop_trial();
   queue = queue.then(() => handle(m));
 };
@@ -75,7 +78,6 @@ async function handle(m) {
     switch (m.cmd) {
       case 'plan': post('plan', { plan: JSON.parse(session.plan(JSON.stringify(m.config))) }); break;
       case 'train': {
-        trainPressed = performance.now();
         corpus = m.text || default_corpus();
         settings = m.config;
         const info = JSON.parse(session.start(corpus, JSON.stringify(m.config)));
@@ -168,7 +170,7 @@ async function loop() {
       const tps = (chunk * r.tokens_per_step) / ((t1 - t0) / 1000);
       t0 = t1;
       // Seconds from Train to the end of the first step (model built, pipelines compiled).
-      const firstStep = trainPressed === null ? null : (t1 - trainPressed) / 1000;
+      const firstStep = trainPressed === null ? null : (performance.timeOrigin + t1 - trainPressed) / 1000;
       trainPressed = null;
       post('step', { step: r.step, loss: r.loss, skipped: r.skipped, lr: r.lr, tps, done: r.done, steps: settings.steps, firstStep });
       if (r.diverged) throw r.diverged; // shown as the status; the saved run is offered again

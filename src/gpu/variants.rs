@@ -401,7 +401,10 @@ impl KernelOptions {
     /// or where one failed. On a CPU adapter, what the trials on both software adapters seen
     /// here chose (written-out tiles, LayerNorm by rows, 4 attention rows): on SwiftShader the
     /// page trained `tiny` at 455 tokens/s with the GPU defaults and 2170 with its trial's
-    /// choice. On a GPU, `default()`: usual GPU shapes, no trial's finding.
+    /// choice), but no split over K: SwiftShader's trials timed the split within 2-5 ms of off,
+    /// and a split's pipelines are more to compile before the first step of a visitor who
+    /// presses Train while the trial runs (4.9-5.9 s from the click without them, 6.5-7.0 s with
+    /// them, BENCHMARKS.md). On a GPU, `default()`: usual GPU shapes, no trial's finding.
     pub fn untimed(software: bool) -> KernelOptions {
         if !software {
             return KernelOptions::default();
@@ -412,7 +415,7 @@ impl KernelOptions {
             matmul_large: MatmulVariant::Unrolled(tile(16, 16, 16, 16, 8)),
             norm: NormVariant::Rows,
             attention: AttentionRows(AttentionRows::MAX),
-            split: SplitK(8),
+            split: SplitK::OFF,
             checked: false,
         }
     }
