@@ -19,7 +19,8 @@ pub struct OpBench {
     pub bytes: f64,
     /// The kernels one run launches, in order.
     pub kernels: Vec<&'static str>,
-    /// How a product runs, in words ("u8x8:8x8:16, K in 8 slices", "narrow"); None elsewhere.
+    /// How a product runs, in words ("u8x8:8x8:16, K in 8 slices of 128", "narrow"); None
+    /// elsewhere.
     pub variant: Option<String>,
     /// Keeps the buffers alive as long as the program.
     _buffers: Vec<GpuTensor>,

@@ -64,7 +64,7 @@ pub struct Trial {
     pub norm: Vec<(NormVariant, f64)>,
     /// Attention forward and backward together.
     pub attention: Vec<(AttentionRows, f64)>,
-    /// A linear layer's three products with the small class's winner, its weight gradient
+    /// A linear layer's three products with the product classes' winners, its weight gradient
     /// split over K (or not) as each candidate says.
     pub split: Vec<(SplitK, f64)>,
 }
@@ -140,7 +140,7 @@ pub async fn time_candidates(gpu: &Gpu, checked: bool, clock: &TrialClock<'_>) -
     let attention = time_all(gpu, AttentionRows::CANDIDATES, &attend, reps, clock).await?;
     // Split over K: the small class's weight gradient is `tiny`'s (64 x 192 over 1024 rows, 3
     // tiles of 64); on a GPU the `shakespeare` shape's q,k,v projection (384 x 1152 over 16384
-    // rows, 36 tiles of 128).
+    // rows, 27 tiles of 128).
     let split_layer = if software { [1024, 64, 192] } else { [16384, 384, 1152] };
     let products = KernelOptions {
         matmul: matmul.first().map_or(base.matmul, |c| c.0),

@@ -403,8 +403,9 @@ impl KernelOptions {
     /// page trained `tiny` at 455 tokens/s with the GPU defaults and 2170 with its trial's
     /// choice), but no split over K: SwiftShader's trials timed the split within 2-5 ms of off,
     /// and a split's pipelines are more to compile before the first step of a visitor who
-    /// presses Train while the trial runs (4.9-5.9 s from the click without them, 6.5-7.0 s with
-    /// them, BENCHMARKS.md). On a GPU, `default()`: usual GPU shapes, no trial's finding.
+    /// presses Train while the trial runs (4.9-6.7 s from the click without them, 6.5-7.0 s with
+    /// them, in noisy minutes: BENCHMARKS.md). On a GPU, `default()`: usual GPU shapes, no
+    /// trial's finding.
     pub fn untimed(software: bool) -> KernelOptions {
         if !software {
             return KernelOptions::default();
