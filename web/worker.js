@@ -68,7 +68,7 @@ onmessage = ({ data: m }) => {
   if (m.cmd === 'pause' || m.cmd === 'reset') paused = true;
   // Timed from the click (the page's clock, as ms since the epoch), not from this message's
   // turn: the wait for a compile or a trial that was running counts.
-  if (m.cmd === 'train') trainPressed = m.pressedAt ?? performance.timeOrigin + performance.now();
+  if (m.cmd === 'train') trainPressed = m.pressedAt;
   session?.stop_trial();
   queue = queue.then(() => handle(m));
 };

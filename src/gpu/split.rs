@@ -32,12 +32,10 @@ impl SplitK {
 
     /// Reads what `Display` writes: "off" or a count of workgroups.
     pub fn parse(s: &str) -> Result<SplitK, String> {
-        match s {
-            "off" | "0" => Ok(SplitK::OFF),
-            _ => match s.parse::<u32>() {
-                Ok(n) => Ok(SplitK(n)),
-                _ => Err(format!("split-K target '{s}' is neither \"off\" nor a count of workgroups")),
-            },
+        match (s, s.parse::<u32>()) {
+            ("off", _) => Ok(SplitK::OFF),
+            (_, Ok(n)) => Ok(SplitK(n)),
+            _ => Err(format!("split-K target '{s}' is neither \"off\" nor a count of workgroups")),
         }
     }
 
