@@ -23,11 +23,13 @@ const BK: u32 = 16u;
 const WHOLE: u32 = 0u;
 // 1: the epilogue adds `residual` (the Params' has_residual, compiled in by `consts_for`): as a
 // runtime test, lavapipe paid for the residual's loads in every product, with or without one
-// (1024 x 192 x 64 took 4.2-4.7 ms against 2.3-3.6).
+// (1024 x 192 x 64 took 4.2-4.7 ms against 2.3-3.6). 2: the epilogue tests has_residual at run
+// time, so one pipeline serves products with and without (`Epilogue::Tested`).
 const RESIDUAL: u32 = 0u;
 // 1: the product is added into out (the Params' accumulate, compiled in by `consts_for` as
 // RESIDUAL is): whole tiles then stay whole (the LM head's input gradient, summed over GPT-2's
-// 25 vocabulary chunks, would otherwise take the bounds-tested path for all but one).
+// 25 vocabulary chunks, would otherwise take the bounds-tested path for all but one). 2: tested
+// at run time, as RESIDUAL's 2 is.
 const ACCUMULATE: u32 = 0u;
 // 1: the product is split over K (the Params' k_slice > 0, compiled in by `consts_for`): this
 // workgroup takes slice wid.z of K and writes partial product wid.z. 0 leaves the loop over all
@@ -72,6 +74,11 @@ fn load_b(kk: u32, col: u32) -> f32 {
     return select(0.0, b[p.b_offset + select(0u, i, inside)], inside);
 }
 
+// Whether the epilogue adds the residual, and adds into out: compiled in (RESIDUAL and
+// ACCUMULATE 0 or 1), or as the Params say (2).
+fn adds_residual() -> bool { return RESIDUAL == 1u || (RESIDUAL == 2u && p.has_residual == 1u); }
+fn adds_into_out() -> bool { return ACCUMULATE == 1u || (ACCUMULATE == 2u && p.accumulate == 1u); }
+
 // Adds this invocation's sums for 4 rows x 4 columns from (row, col) into out from word `base`,
 // as the epilogue says (scale, bias, residual, accumulate), skipping what falls outside (M, N).
 fn store4(base: u32, row: u32, col: u32, v: vec4<f32>) {
@@ -79,9 +86,9 @@ fn store4(base: u32, row: u32, col: u32, v: vec4<f32>) {
         var x = v;
         if (p.has_bias == 1u) { x += vec4<f32>(bias[col], bias[col + 1u], bias[col + 2u], bias[col + 3u]); }
         let r = row * p.n + col;
-        if (RESIDUAL == 1u) { x += vec4<f32>(residual[r], residual[r + 1u], residual[r + 2u], residual[r + 3u]); }
+        if (adds_residual()) { x += vec4<f32>(residual[r], residual[r + 1u], residual[r + 2u], residual[r + 3u]); }
         let o = base + r;
-        if (ACCUMULATE == 1u) { x += vec4<f32>(out[o], out[o + 1u], out[o + 2u], out[o + 3u]); }
+        if (adds_into_out()) { x += vec4<f32>(out[o], out[o + 1u], out[o + 2u], out[o + 3u]); }
         out[o] = x.x;
         out[o + 1u] = x.y;
         out[o + 2u] = x.z;
@@ -95,9 +102,9 @@ fn store4(base: u32, row: u32, col: u32, v: vec4<f32>) {
             var x = v[jj];
             if (p.scaled == 1u) { x *= p.scale; }
             if (p.has_bias == 1u) { x += bias[c]; }
-            if (RESIDUAL == 1u) { x += residual[row * p.n + c]; }
+            if (adds_residual()) { x += residual[row * p.n + c]; }
             let o = base + row * p.n + c;
-            if (ACCUMULATE == 1u) { x += out[o]; }
+            if (adds_into_out()) { x += out[o]; }
             out[o] = x;
         }
     }

@@ -7,8 +7,8 @@ use kiln::cpu;
 use kiln::gpt::IGNORE;
 use kiln::gpu::params::*;
 use kiln::gpu::{
-    grid_1d, AttentionRows, Gpu, GpuTensor, Grid, Kernel, KernelOptions, Kernels, MatmulVariant, NormVariant, Program,
-    SplitK, SplitScratch,
+    grid_1d, AttentionRows, Epilogue, Gpu, GpuTensor, Grid, Kernel, KernelOptions, Kernels, MatmulVariant, NormVariant,
+    Program, SplitK, SplitScratch,
 };
 
 const RTOL: f32 = 1e-4;
@@ -25,15 +25,21 @@ impl Bench {
         let kernels = Kernels::new(&gpu);
         Some(Bench { gpu, kernels })
     }
-    /// One bench per matmul candidate this adapter can run, each with its own pipelines.
+    /// One bench per matmul candidate this adapter can run, each with its own pipelines, and
+    /// the same again with the epilogue tested at run time.
     fn each_matmul() -> Vec<Bench> {
+        let mut all = Bench::each_matmul_with(Epilogue::Compiled);
+        all.extend(Bench::each_matmul_with(Epilogue::Tested));
+        all
+    }
+    fn each_matmul_with(epilogue: Epilogue) -> Vec<Bench> {
         let Some(first) = gpu() else { return vec![] };
         let fits: Vec<_> = MatmulVariant::CANDIDATES.iter().filter(|v| v.fits(&first.limits)).collect();
         assert!(fits.len() >= 2, "the adapter fits only {} matmul candidates", fits.len());
         fits.into_iter()
             .map(|&matmul| {
                 let gpu = gpu().expect("the adapter went away");
-                let kernels = Kernels::with(&gpu, matmul.everywhere(KernelOptions::default()));
+                let kernels = Kernels::with(&gpu, matmul.everywhere(KernelOptions { epilogue, ..Default::default() }));
                 Bench { gpu, kernels }
             })
             .collect()
@@ -199,7 +205,7 @@ fn layernorm_forward_and_backward_on(g: &Bench, norm: NormVariant, n: usize, c: 
 #[test]
 fn matmul_forward_and_backward() {
     for g in Bench::each_matmul() {
-        println!("matmul variant {}", g.kernels.options.matmul);
+        println!("matmul variant {}, epilogue {}", g.kernels.options.matmul, g.kernels.options.epilogue);
         matmul_forward_and_backward_on(&g);
     }
 }
@@ -376,7 +382,7 @@ fn matmul_of_whole_tiles() {
     for g in Bench::each_matmul() {
         let v = g.kernels.options.matmul;
         let ((bm, bn), bk) = (v.tile(), v.shape().map_or(16, |t| t.bk));
-        let whole = |p: &MatmulParams| v.consts_for(p).contains(&("WHOLE", 1));
+        let whole = |p: &MatmulParams| v.consts_for(p, g.kernels.options.epilogue).contains(&("WHOLE", 1));
         for (i, &(m, n, k)) in [(bm, bn, bk), (2 * bm, 3 * bn, 2 * bk)].iter().enumerate() {
             let (m, n, k) = (m as usize, n as usize, k as usize);
             for (ta, tb) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
@@ -417,6 +423,53 @@ fn matmul_of_whole_tiles() {
                 }
             }
         }
+    }
+}
+
+/// With the epilogue tested at run time one pipeline serves a tile's products with and without
+/// a residual, added into out or not (with it compiled in, one each), and each does only what
+/// its Params say: a residual bound but not asked for is not added, nor is what out held.
+#[test]
+fn a_tested_epilogue_does_what_the_params_say_in_one_pipeline() {
+    let Some(first) = gpu() else { return };
+    let (m, n, k) = (128, 128, 64);
+    let (a, b, residual, held) =
+        (random(m * k, 81, 1.0), random(k * n, 82, 1.0), random(m * n, 83, 1.0), random(m * n, 84, 1.0));
+    let mut product = vec![0.0; m * n];
+    cpu::matmul_forward(&mut product, &a, &b, None, m, k, n);
+    let p = MatmulParams { m: u(m), n: u(n), k: u(k), ..Default::default() };
+    let cases = [
+        ("plain", p, product.clone()),
+        ("residual", MatmulParams { has_residual: 1, ..p }, (0..m * n).map(|i| product[i] + residual[i]).collect()),
+        ("added into out", MatmulParams { accumulate: 1, ..p }, (0..m * n).map(|i| held[i] + product[i]).collect()),
+        (
+            "both",
+            MatmulParams { has_residual: 1, accumulate: 1, ..p },
+            (0..m * n).map(|i| held[i] + product[i] + residual[i]).collect::<Vec<f32>>(),
+        ),
+    ];
+    let fits: Vec<_> =
+        MatmulVariant::CANDIDATES.iter().filter(|v| v.fits(&first.limits) && v.shape().is_some()).collect();
+    for (&variant, epilogue, pipelines) in [(fits[0], Epilogue::Tested, 1), (fits[0], Epilogue::Compiled, 4)] {
+        let gpu = gpu().expect("the adapter went away");
+        let g = Bench {
+            kernels: Kernels::with(&gpu, variant.everywhere(KernelOptions { epilogue, ..Default::default() })),
+            gpu,
+        };
+        let before = g.gpu.pipelines_compiled();
+        let (a_g, b_g, res_g, none) = (g.f(&a), g.f(&b), g.f(&residual), g.f(&[0.0]));
+        for (what, q, want) in &cases {
+            let out = g.f(&held);
+            let bufs = [out.bind(), a_g.bind(), b_g.bind(), none.bind(), res_g.bind()];
+            let prog = Program { dispatches: g.kernels.matmul_dispatches(&g.gpu, *q, &bufs, None), clears: vec![] };
+            prog.submit(&g.gpu);
+            assert_close(&format!("{variant}, epilogue {epilogue}, {what}"), &g.read(&out), want, RTOL, ATOL);
+        }
+        assert_eq!(
+            g.gpu.pipelines_compiled() - before,
+            pipelines,
+            "{variant}, epilogue {epilogue}: pipelines compiled"
+        );
     }
 }
 
@@ -847,7 +900,8 @@ fn a_step_with_a_non_finite_loss_or_norm_is_skipped() {
 
 /// The kernel choice both front ends keep reads back as chosen, each size class its own; a kept
 /// choice missing a class, attention's rows or the split over K (an older build's) reads as
-/// none, so the trial runs again.
+/// none, so the trial runs again; one without an epilogue has it compiled in, as every trial
+/// chose, and an unknown epilogue reads as none.
 #[test]
 fn the_kept_kernel_choice_reads_back() {
     use kiln::gpu::tune::{options_from_json, options_json};
@@ -861,6 +915,7 @@ fn the_kept_kernel_choice_reads_back() {
         norm: NormVariant::Rows,
         attention: AttentionRows(4),
         split: SplitK(64),
+        epilogue: Epilogue::Tested,
         checked: false,
     };
     let json = options_json(&options);
@@ -870,6 +925,12 @@ fn the_kept_kernel_choice_reads_back() {
         json.as_object_mut().unwrap().remove(older);
         assert_eq!(options_from_json(&json, &g.gpu, false), None, "a choice without {older}");
     }
+    let mut json = json.clone();
+    json.as_object_mut().unwrap().remove("epilogue");
+    let compiled = KernelOptions { epilogue: Epilogue::Compiled, ..options };
+    assert_eq!(options_from_json(&json, &g.gpu, false), Some(compiled), "a choice without an epilogue");
+    json["epilogue"] = "inlined".into();
+    assert_eq!(options_from_json(&json, &g.gpu, false), None, "an unknown epilogue");
 }
 
 /// Each product takes its size class's variant: small under 2^25 multiply-adds, the middle

@@ -67,6 +67,7 @@ function showTuning(t) {
   const how = t.timed ? 'timed' : t.pending ? 'pending' : 'kept';
   el.title = `matmul kernel ${t.matmul} (small products ${t.matmul_small}, large ${t.matmul_large}), layernorm ${t.norm}, attention ${t.attention_rows} rows an invocation, ` +
     (t.split_k === 'off' ? 'no product split over K' : `products of fewer than ${t.split_k} workgroups split over K`) +
+    (t.epilogue === 'tested' ? ', epilogue tested at run time' : ', epilogue compiled in') +
     { timed: ' (timed trial just now)', pending: ' (defaults: the first trial on this GPU has not finished)', kept: ' (chosen by an earlier trial)' }[how];
   el.dataset.tuning = how;
   el.dataset.trial = JSON.stringify(t.trial_ms ?? null);

@@ -39,6 +39,12 @@ pub struct KernelArgs {
     /// count of workgroups
     #[arg(long, global = true, default_value = "auto")]
     pub split_k: String,
+    /// Whether the register-tiled products' epilogue has "add a residual" and "add into out"
+    /// compiled in (a pipeline for each combination) or tests them at run time (one pipeline, so
+    /// fewer compiles before the first step): "auto" (compiled, or tested where a software
+    /// adapter has no trial's choice), "compiled" or "tested"
+    #[arg(long, global = true, default_value = "auto")]
+    pub epilogue: String,
     /// Keep wgpu's runtime bounds checks in the shaders (slower; for chasing a kernel bug)
     #[arg(long, global = true)]
     pub checked: bool,

@@ -2,10 +2,10 @@
 //! and LayerNorm variants, attention's rows and the split over K named by --matmul, --norm,
 //! --attention-rows and --split-k, or with "auto" those a timed trial chose for this adapter,
 //! cached in `tuning.json` under the cache folder (so the trial runs once per adapter and
-//! driver; delete the file, or name all four, to override), and --checked.
+//! driver; delete the file, or name all four, to override), --epilogue and --checked.
 
 use crate::args::KernelArgs;
-use kiln::gpu::{tune, AttentionRows, Gpu, KernelOptions, MatmulVariant, NormVariant, SplitK};
+use kiln::gpu::{tune, AttentionRows, Epilogue, Gpu, KernelOptions, MatmulVariant, NormVariant, SplitK};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -26,6 +26,9 @@ pub fn configure(args: KernelArgs) -> Result<(), String> {
     }
     if args.split_k != "auto" {
         SplitK::parse(&args.split_k)?;
+    }
+    if args.epilogue != "auto" {
+        Epilogue::parse(&args.epilogue)?;
     }
     let _ = ARGS.set(args);
     Ok(())
@@ -54,6 +57,7 @@ pub fn choice(gpu: &Gpu) -> (KernelOptions, String) {
         norm: named_norm.unwrap_or(tuned.norm),
         attention: named_rows.unwrap_or(tuned.attention),
         split: named_split.unwrap_or(tuned.split),
+        epilogue: Epilogue::parse(&args.epilogue).unwrap_or(tuned.epilogue),
         checked: args.checked,
         ..named_matmul.map_or(tuned, |v| v.everywhere(tuned))
     };

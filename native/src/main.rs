@@ -69,7 +69,7 @@ fn info() -> Result<(), String> {
     println!("driver: {} {}", gpu.info.driver, gpu.info.driver_info);
     let (k, how) = gpu_open::choice(&gpu);
     println!(
-        "kernels: matmul {} (small products {}, large {}), layernorm {}, attention {} rows an invocation, {}, bounds checks {} ({how})",
+        "kernels: matmul {} (small products {}, large {}), layernorm {}, attention {} rows an invocation, {}, epilogue {}, bounds checks {} ({how})",
         k.matmul,
         k.matmul_small,
         k.matmul_large,
@@ -78,6 +78,10 @@ fn info() -> Result<(), String> {
         match k.split.0 {
             0 => "no product split over K".to_string(),
             n => format!("products of fewer than {n} workgroups split over K"),
+        },
+        match k.epilogue {
+            kiln::gpu::Epilogue::Compiled => "compiled in",
+            kiln::gpu::Epilogue::Tested => "tested at run time",
         },
         if k.checked { "on" } else { "off" }
     );

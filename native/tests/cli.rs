@@ -102,6 +102,22 @@ fn bench_op_names_the_variant_and_its_slices_of_k() {
     }
 }
 
+/// `--epilogue` says whether the products' epilogue has its residual and accumulate compiled in
+/// or tests them at run time, and `kiln info` shows which; anything else is refused.
+#[test]
+fn info_shows_the_named_epilogue() {
+    assert_refused(&kiln(&["info", "--epilogue", "inlined"]), "epilogue 'inlined'");
+    if !gpu_available() {
+        return;
+    }
+    for (named, shown) in [("tested", "epilogue tested at run time"), ("compiled", "epilogue compiled in")] {
+        let out = kiln(&["info", "--epilogue", named]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "--epilogue {named}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains(shown), "--epilogue {named}: {text}");
+    }
+}
+
 #[test]
 fn no_adapter_says_what_to_install() {
     // An ICD list with no drivers in it: the Vulkan loader finds no adapter.

@@ -18,6 +18,6 @@ pub use profile::{by_kernel, profile};
 pub use split::{split_scratch_words, ProductPlan, SplitK, SplitScratch};
 pub use tensor::{map_and_read, read_bytes, uniform, Bind, GpuTensor};
 pub use variants::{
-    rewrite_consts, specialise, unrolled_entry, AttentionRows, KernelOptions, MatmulVariant, NormVariant, Tile,
-    LARGE_MATMUL_WORK, NARROW_SIDE, SMALL_MATMUL_WORK,
+    rewrite_consts, specialise, unrolled_entry, AttentionRows, Epilogue, KernelOptions, MatmulVariant, NormVariant,
+    Tile, LARGE_MATMUL_WORK, NARROW_SIDE, SMALL_MATMUL_WORK,
 };

@@ -130,13 +130,20 @@ impl Kernels {
         let Some(scratch) = scratch.filter(|_| slices > 1) else {
             let p = MatmulParams { k_slice: 0, ..p };
             let grid = Grid::Tiles([x, y, 1]);
-            return vec![self.dispatch_specialised(gpu, variant.kernel(), &variant.consts_for(&p), &p, bufs, grid)];
+            return vec![self.dispatch_specialised(
+                gpu,
+                variant.kernel(),
+                &variant.consts_for(&p, self.options.epilogue),
+                &p,
+                bufs,
+                grid,
+            )];
         };
         // The slices write plain partial products from word 0 of the scratch; the sum does the
         // rest of the epilogue (accumulate: add into out).
         let part = MatmulParams { accumulate: 0, out_offset: 0, k_slice: slice, ..p };
         let part_bufs = [scratch.bind, bufs[1], bufs[2], bufs[3], bufs[4]];
-        let consts = variant.consts_for(&part);
+        let consts = variant.consts_for(&part, self.options.epilogue);
         let count = p.m * p.n;
         let sum = SplitSumParams { count, splits: slices, out_offset: p.out_offset, accumulate: p.accumulate };
         vec![

@@ -5,7 +5,7 @@
 //! The front end supplies the clock (the core has none) and keeps the answer per adapter, so
 //! the trial runs once.
 
-use super::{AttentionRows, Gpu, Kernel, KernelOptions, Kernels, MatmulVariant, NormVariant, SplitK};
+use super::{AttentionRows, Epilogue, Gpu, Kernel, KernelOptions, Kernels, MatmulVariant, NormVariant, SplitK};
 use crate::bench::OpBench;
 
 /// Raise when `time_candidates` changes what it times or how it chooses: cached choices made
@@ -80,6 +80,7 @@ impl Trial {
             norm: self.norm.first().map_or(d.norm, |c| c.0),
             attention: self.attention.first().map_or(d.attention, |c| c.0),
             split: self.split.first().map_or(d.split, |c| c.0),
+            epilogue: d.epilogue,
             checked,
         }
     }
@@ -268,16 +269,17 @@ impl Trial {
 }
 
 /// The chosen variants as JSON, {"matmul", "matmul_small", "matmul_large", "norm",
-/// "attention_rows", "split_k"}: how both front ends keep them.
+/// "attention_rows", "split_k", "epilogue"}: how both front ends keep them.
 pub fn options_json(o: &KernelOptions) -> serde_json::Value {
     serde_json::json!({"matmul": o.matmul.to_string(), "matmul_small": o.matmul_small.to_string(),
         "matmul_large": o.matmul_large.to_string(),
-        "norm": o.norm.to_string(), "attention_rows": o.attention.to_string(), "split_k": o.split.to_string()})
+        "norm": o.norm.to_string(), "attention_rows": o.attention.to_string(), "split_k": o.split.to_string(),
+        "epilogue": o.epilogue.to_string()})
 }
 
 /// Reads what `options_json` wrote, None where anything is missing, unknown or does not fit
 /// this adapter (a new build's variants, another GPU's limits or features): then the trial runs
-/// again.
+/// again. A choice kept before "epilogue" was written has it compiled, as every trial chose.
 pub fn options_from_json(v: &serde_json::Value, gpu: &Gpu, checked: bool) -> Option<KernelOptions> {
     let matmul = |key: &str| MatmulVariant::parse(v[key].as_str()?).ok().filter(|m| m.fits(&gpu.limits));
     Some(KernelOptions {
@@ -287,6 +289,7 @@ pub fn options_from_json(v: &serde_json::Value, gpu: &Gpu, checked: bool) -> Opt
         norm: NormVariant::parse(v["norm"].as_str()?).ok().filter(|n| n.available(gpu.features))?,
         attention: AttentionRows::parse(v["attention_rows"].as_str()?).ok()?,
         split: SplitK::parse(v["split_k"].as_str()?).ok()?,
+        epilogue: v["epilogue"].as_str().map_or(Ok(Epilogue::Compiled), Epilogue::parse).ok()?,
         checked,
     })
 }

@@ -99,16 +99,21 @@ impl MatmulVariant {
     /// `consts` for one product: with `WHOLE` = 1 where its M, N and K are whole multiples of
     /// the tile and it is not scaled, compiled without bounds tests (on lavapipe a 1088 x 256 x
     /// 64 product's epilogue and loads took 29% of its time with them), `RESIDUAL` and
-    /// `ACCUMULATE` as the product adds a residual, or adds into out, or not, and `SPLIT` as it
-    /// takes a slice of K (see `SplitK`) or all of it. The simple kernel has no constants.
-    pub fn consts_for(self, p: &super::params::MatmulParams) -> Vec<(&'static str, u32)> {
+    /// `ACCUMULATE` as the product adds a residual, or adds into out, or not (or 2, tested at
+    /// run time, as `epilogue` says), and `SPLIT` as it takes a slice of K (see `SplitK`) or all
+    /// of it. The simple kernel has no constants.
+    pub fn consts_for(self, p: &super::params::MatmulParams, epilogue: Epilogue) -> Vec<(&'static str, u32)> {
         let mut consts = self.consts();
         if let Some(t) = self.shape() {
             let (bm, bn) = self.tile();
             let whole = p.m.is_multiple_of(bm) && p.n.is_multiple_of(bn) && p.k.is_multiple_of(t.bk);
+            let compiled = |flag: u32| match epilogue {
+                Epilogue::Compiled => flag,
+                Epilogue::Tested => 2,
+            };
             consts.push(("WHOLE", (whole && p.scaled == 0) as u32));
-            consts.push(("RESIDUAL", p.has_residual));
-            consts.push(("ACCUMULATE", p.accumulate));
+            consts.push(("RESIDUAL", compiled(p.has_residual)));
+            consts.push(("ACCUMULATE", compiled(p.accumulate)));
             consts.push(("SPLIT", (p.k_slice != 0) as u32));
         }
         consts
@@ -360,6 +365,39 @@ impl fmt::Display for AttentionRows {
     }
 }
 
+/// How the register-tiled products' epilogue knows whether to add a residual and whether to add
+/// into out (see `MatmulVariant::consts_for`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Epilogue {
+    /// Compiled in: a pipeline for each combination a model uses. Lavapipe runs both sides of a
+    /// branch for its SIMD lanes, so a test at run time made it load the residual in every
+    /// product (1024 x 192 x 64: 4.2-4.7 ms against 2.3-3.6).
+    Compiled,
+    /// Tested at run time: one pipeline serves every product of a tile, so a first step waits
+    /// for fewer compiles. On SwiftShader a written-out tile takes 0.8-1.1 s to compile in the
+    /// page, and the test cost nothing measurable in a step (BENCHMARKS.md).
+    Tested,
+}
+
+impl Epilogue {
+    pub fn parse(s: &str) -> Result<Epilogue, String> {
+        match s {
+            "compiled" => Ok(Epilogue::Compiled),
+            "tested" => Ok(Epilogue::Tested),
+            _ => Err(format!("epilogue '{s}' is not 'compiled' or 'tested'")),
+        }
+    }
+}
+
+impl fmt::Display for Epilogue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Epilogue::Compiled => "compiled",
+            Epilogue::Tested => "tested",
+        })
+    }
+}
+
 /// Products of fewer multiply-adds than this (M N K) take `KernelOptions::matmul_small`: the
 /// best tile for a narrow product (64 channels, a few thousand rows) is not the best for a wide
 /// one (measured on lavapipe: `tiny` 5388-6037 tokens/s with 16x8:8x4:16, 3702-4230 with
@@ -391,6 +429,8 @@ pub struct KernelOptions {
     pub attention: AttentionRows,
     /// The fewest workgroups a product should launch before it is split over K (see `SplitK`).
     pub split: SplitK,
+    /// Not timed by the trial (it changes what a first step compiles, not a step's time).
+    pub epilogue: Epilogue,
     /// Keep wgpu's runtime bounds checks in native shader modules (the browser always keeps
     /// its own). Off by default: every kernel guards its own indexing, as the tests show.
     pub checked: bool,
@@ -404,8 +444,10 @@ impl KernelOptions {
     /// choice), but no split over K: SwiftShader's trials timed the split within 2-5 ms of off,
     /// and a split's pipelines are more to compile before the first step of a visitor who
     /// presses Train while the trial runs (4.9-6.7 s from the click without them, 6.5-7.0 s with
-    /// them, in noisy minutes: BENCHMARKS.md). On a GPU, `default()`: usual GPU shapes, no
-    /// trial's finding.
+    /// them, in noisy minutes: BENCHMARKS.md); and the epilogue tested at run time, one
+    /// written-out tile fewer to compile (`kiln bench --preset tiny` on SwiftShader natively:
+    /// start to first step 1.9-2.7 s against 2.8-3.1 s compiled in, steps within noise). On a
+    /// GPU, `default()`: usual GPU shapes, no trial's finding.
     pub fn untimed(software: bool) -> KernelOptions {
         if !software {
             return KernelOptions::default();
@@ -417,6 +459,7 @@ impl KernelOptions {
             norm: NormVariant::Rows,
             attention: AttentionRows(AttentionRows::MAX),
             split: SplitK::OFF,
+            epilogue: Epilogue::Tested,
             checked: false,
         }
     }
@@ -431,6 +474,7 @@ impl Default for KernelOptions {
             norm: NormVariant::Workgroup,
             attention: AttentionRows::DEFAULT,
             split: SplitK::OFF,
+            epilogue: Epilogue::Compiled,
             checked: false,
         }
     }

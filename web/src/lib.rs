@@ -199,9 +199,9 @@ impl Session {
     }
 
     /// The kernel variants in use, as JSON: {"key" (the adapter), "matmul", "matmul_small",
-    /// "matmul_large", "norm", "attention_rows", "split_k", "timed" (a trial chose them in this session: the
-    /// page keeps this for the next visit), "pending" (the defaults, until a trial has run),
-    /// "trial_ms" (each candidate's time)}.
+    /// "matmul_large", "norm", "attention_rows", "split_k", "epilogue", "timed" (a trial chose
+    /// them in this session: the page keeps this for the next visit), "pending" (the defaults,
+    /// until a trial has run), "trial_ms" (each candidate's time)}.
     pub fn tuning(&self) -> String {
         self.tuning.borrow().to_string()
     }
