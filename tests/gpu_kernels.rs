@@ -1056,3 +1056,20 @@ fn kernels_share_compiled_pipelines() {
         .pipeline(Kernel::GeluForward);
     assert_eq!(g.gpu.pipelines_compiled(), compiled + 1, "checked and unchecked modules shared a pipeline");
 }
+
+/// Kernel options change only while no model holds pipelines built with the old ones: the page
+/// builds its default run with the untimed options, drops it, then sets its trial's winners.
+#[test]
+fn kernel_options_change_once_no_model_holds_the_old_ones() {
+    let Some(gpu) = gpu() else { return };
+    let cfg = kiln::config::ModelConfig { vocab_size: 13, n_layer: 1, n_head: 2, n_embd: 8, block_size: 6 };
+    let params = cpu::init_params(&cfg, 5);
+    let (first, other) = (KernelOptions::default(), KernelOptions { epilogue: Epilogue::Tested, ..Default::default() });
+    gpu.set_kernel_options(first).unwrap();
+    let model = kiln::gpt::GpuGpt::for_eval(&gpu, cfg, &params, 1, 6).unwrap();
+    assert!(gpu.set_kernel_options(other).is_err(), "options changed under a model built with others");
+    assert_eq!(gpu.set_kernel_options(first), Ok(()), "the same options again were refused");
+    drop(model);
+    assert_eq!(gpu.set_kernel_options(other), Ok(()), "refused with no model alive");
+    assert_eq!(gpu.kernels().options, other);
+}

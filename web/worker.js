@@ -38,12 +38,13 @@ async function start() {
   queue = queue.then(timeKernels);
 }
 
-// A first visit on this adapter: the page is ready at once with the default kernels, and times
-// the candidates while the visitor reads it (seconds on a software GPU, most of it compiling).
-// Any command for the GPU stops the trial at its next candidate; a finished trial's choice is
-// used from then on and kept for the next visit. Unless stopped, the session then compiles the
-// default run's pipelines (one throwaway step), so that Train's first step need not: on a later
-// visit, with the kept choice, that is all it does.
+// The page is ready at once with the kernels it has (a kept choice, or on a first visit on this
+// adapter the defaults). The session first compiles the default run's pipelines with them, so
+// that Train's first step need not; on a first visit it then times the candidates while the
+// visitor reads the page (seconds on a software GPU, most of it compiling) and compiles the
+// default run's pipelines again with the winners. Any command for the GPU stops the trial at
+// its next candidate; a finished trial's choice is used from then on and kept for the next
+// visit.
 async function timeKernels() {
   if (JSON.parse(session.tuning()).pending) post('timing-kernels');
   try {

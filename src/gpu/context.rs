@@ -15,9 +15,10 @@ pub struct Gpu {
     /// The first device loss or uncaptured GPU error, kept instead of panicking so a front end
     /// can stop cleanly and offer to resume (see `failure`).
     failure: Arc<Mutex<Option<Failure>>>,
-    /// Every compute pipeline, compiled on first use and shared by all models on this device.
-    kernels: std::cell::OnceCell<std::rc::Rc<super::Kernels>>,
-    /// What `kernels` is built with; set by the front end before first use.
+    /// Every compute pipeline, compiled on first use and shared by all models on this device
+    /// (built anew when the options change while no model holds them).
+    kernels: std::cell::RefCell<Option<std::rc::Rc<super::Kernels>>>,
+    /// What `kernels` is built with; set by the front end (see `set_kernel_options`).
     options: std::cell::Cell<super::KernelOptions>,
     /// Every pipeline compiled on this device, by entry point, source and bounds checks: shared
     /// by all `Kernels`, so a model reuses what the trial compiled.
@@ -99,7 +100,8 @@ impl Gpu {
 
     /// The compiled pipelines of every kernel (compiled once per device, on first use).
     pub fn kernels(&self) -> std::rc::Rc<super::Kernels> {
-        self.kernels.get_or_init(|| std::rc::Rc::new(super::Kernels::with(self, self.options.get()))).clone()
+        let mut kernels = self.kernels.borrow_mut();
+        kernels.get_or_insert_with(|| std::rc::Rc::new(super::Kernels::with(self, self.options.get()))).clone()
     }
 
     /// Pipelines compiled on this device so far (each source and checks once, whichever
@@ -108,8 +110,11 @@ impl Gpu {
         self.compiled.compiles.get()
     }
 
-    /// Chooses the kernel variants and checks every model on this device will use. Refused once
-    /// the pipelines exist (models built before would disagree with those built after).
+    /// Chooses the kernel variants and checks every model on this device will use from now on.
+    /// Refused while a model built with other options is alive (it would disagree with those
+    /// built after); once every such model is dropped the new options take over (the page
+    /// compiles its default run's pipelines before its trial, then uses the trial's winners).
+    /// Pipelines compiled under the old options stay in the device's cache.
     pub fn set_kernel_options(&self, options: super::KernelOptions) -> Result<(), String> {
         for v in [options.matmul, options.matmul_small, options.matmul_large] {
             if !v.fits(&self.limits) {
@@ -122,13 +127,16 @@ impl Gpu {
                 options.norm
             ));
         }
-        match self.kernels.get() {
-            Some(k) if k.options != options => Err("kernel options are set before the first model is built".into()),
-            _ => {
-                self.options.set(options);
-                Ok(())
+        let mut kernels = self.kernels.borrow_mut();
+        match kernels.as_ref() {
+            Some(k) if k.options == options => {}
+            Some(k) if std::rc::Rc::strong_count(k) > 1 => {
+                return Err("kernel options cannot change while a model built with other ones is alive".into());
             }
+            _ => *kernels = None,
         }
+        self.options.set(options);
+        Ok(())
     }
 
     /// The device loss or GPU error seen so far, if any. Once set, results computed since are

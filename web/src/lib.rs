@@ -12,7 +12,7 @@ use kiln::checkpoint::Checkpoint;
 use kiln::config::{ModelConfig, RunSettings, TrainConfig, DEFAULT_PRESET};
 use kiln::data::Dataset;
 use kiln::gpt::{Layout, Mode};
-use kiln::gpu::{tune, Gpu, KernelOptions};
+use kiln::gpu::{tune, Gpu, GpuTensor, KernelOptions};
 use kiln::plan::MemoryPlan;
 use kiln::sample::SampleOptions;
 use kiln::tokenizer::Tokenizer;
@@ -159,17 +159,15 @@ fn new_run(gpu: &Gpu, text: &str, config: &str) -> Result<(Run, String), JsValue
 }
 
 /// Compiles the pipelines the default run (the default preset on the embedded corpus) records,
-/// by building it, taking one step and letting it go: the page's first Train then finds them
-/// compiled (on SwiftShader compiling is most of the seconds before a first step). The step's
-/// read-back is the sync point: a browser compiles in its GPU process after the call returns,
-/// and without waiting for it that work (which slows the whole page on a CPU adapter) would
-/// still be running when the visitor presses Train. A failure only means they compile later.
+/// by building it and letting it go: the page's first Train then finds them compiled (on
+/// SwiftShader compiling is most of the seconds before a first step). A read-back after it is
+/// the sync point: a browser compiles in its GPU process after the calls return, in order, and
+/// without waiting for that work (which slows the whole page on a CPU adapter) a trial started
+/// next would time it, or it would still be running when the visitor presses Train. A failure
+/// only means they compile later.
 async fn warm_pipelines(gpu: &Gpu) {
-    if let Ok((mut run, _)) = new_run(gpu, kiln::corpus::DEFAULT_CORPUS, "{}") {
-        if let Some(trainer) = run.trainer.as_mut() {
-            let _ = trainer.step(gpu, true).await;
-        }
-    }
+    drop(new_run(gpu, kiln::corpus::DEFAULT_CORPUS, "{}"));
+    let _ = GpuTensor::from_f32(gpu, "warm-up sync", &[0.0]).read_first_f32(gpu, 1).await;
 }
 
 #[wasm_bindgen]
@@ -206,20 +204,22 @@ impl Session {
         self.tuning.borrow().to_string()
     }
 
-    /// Times the kernel candidates on this adapter (seconds on a software one, most of it
-    /// compiling their pipelines), for a page that is otherwise idle: resolves to the new
-    /// `tuning()` once the winners are in use, or to null where no trial was due, it failed
-    /// (the defaults stay) or `stop_trial` stopped it. The winners apply only while no model
-    /// has been built; the page runs this first, before its visitor can press anything.
-    /// Unless stopped, it then compiles the default run's pipelines with the kernels in use
-    /// (`warm_pipelines`).
+    /// Compiles the default run's pipelines with the kernels in use (`warm_pipelines`), then
+    /// where no trial has chosen on this adapter times the candidates (seconds on a software
+    /// one, most of it compiling their pipelines) and compiles the default run's pipelines again
+    /// with the winners, for a page that is otherwise idle. Resolves to the new `tuning()` once
+    /// the winners are in use, or to null where no trial was due, it failed (the defaults stay)
+    /// or `stop_trial` stopped it. The page runs this first, before its visitor can press
+    /// anything, so no model is alive when the winners are set. Compiling the default run
+    /// first means a visitor who presses Train at once waits for no trial: on SwiftShader the
+    /// trial's candidate in flight added 0.6-0.9 s to such a first step (BENCHMARKS.md).
     pub fn time_kernels(&self) -> js_sys::Promise {
         let (tuning, stop) = (self.tuning.clone(), self.trial_stop.clone());
         with_state(&self.state, move |s| async move {
+            if !stop.get() {
+                warm_pipelines(&s.gpu).await;
+            }
             if tuning.borrow()["pending"] != true || stop.get() {
-                if !stop.get() {
-                    warm_pipelines(&s.gpu).await;
-                }
                 return (s, Ok(JsValue::NULL));
             }
             let clock = tune::TrialClock { now: &now_s, stop: &|| stop.get() };
