@@ -448,9 +448,11 @@ fn a_tested_epilogue_does_what_the_params_say_in_one_pipeline() {
             (0..m * n).map(|i| held[i] + product[i] + residual[i]).collect::<Vec<f32>>(),
         ),
     ];
-    let fits: Vec<_> =
-        MatmulVariant::CANDIDATES.iter().filter(|v| v.fits(&first.limits) && v.shape().is_some()).collect();
-    for (&variant, epilogue, pipelines) in [(fits[0], Epilogue::Tested, 1), (fits[0], Epilogue::Compiled, 4)] {
+    let variant = *MatmulVariant::CANDIDATES
+        .iter()
+        .find(|v| v.fits(&first.limits) && v.shape().is_some())
+        .expect("the adapter fits no tiled matmul candidate");
+    for (epilogue, pipelines) in [(Epilogue::Tested, 1), (Epilogue::Compiled, 4)] {
         let gpu = gpu().expect("the adapter went away");
         let g = Bench {
             kernels: Kernels::with(&gpu, variant.everywhere(KernelOptions { epilogue, ..Default::default() })),

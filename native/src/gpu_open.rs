@@ -48,6 +48,7 @@ pub fn choice(gpu: &Gpu) -> (KernelOptions, String) {
     let named_norm = NormVariant::parse(&args.norm).ok();
     let named_rows = AttentionRows::parse(&args.attention_rows).ok();
     let named_split = SplitK::parse(&args.split_k).ok();
+    let named_epilogue = Epilogue::parse(&args.epilogue).ok();
     let (tuned, how) = match (named_matmul, named_norm, named_rows, named_split) {
         (Some(_), Some(_), Some(_), Some(_)) => (KernelOptions::default(), "named on the command line".to_string()),
         _ => cached_or_timed(gpu, args.checked),
@@ -57,7 +58,7 @@ pub fn choice(gpu: &Gpu) -> (KernelOptions, String) {
         norm: named_norm.unwrap_or(tuned.norm),
         attention: named_rows.unwrap_or(tuned.attention),
         split: named_split.unwrap_or(tuned.split),
-        epilogue: Epilogue::parse(&args.epilogue).unwrap_or(tuned.epilogue),
+        epilogue: named_epilogue.unwrap_or(tuned.epilogue),
         checked: args.checked,
         ..named_matmul.map_or(tuned, |v| v.everywhere(tuned))
     };
